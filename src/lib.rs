@@ -1,0 +1,15 @@
+//! headcount: keeps the user accounts of helpdesks and SaaS apps in line with identity sources.
+//!
+//! The crate is a library with a thin CLI (`src/main.rs`, `src/cli/`). See `ARCHITECTURE.md`
+//! for the code map and the invariants (notably: the planner does no I/O).
+
+pub mod apply;
+pub mod catalog;
+pub mod config;
+pub mod connector;
+pub mod expr;
+pub mod plan;
+pub mod planner;
+pub mod render;
+pub mod state;
+pub mod util;

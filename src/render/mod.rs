@@ -1,0 +1,1 @@
+//! Renders a plan document as text (terminal) or markdown (PR comments).

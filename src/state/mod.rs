@@ -1,0 +1,5 @@
+//! State: the model (pure) and the local file backend (atomic writes, lock, journal).
+
+pub mod model;
+
+pub use model::*;
