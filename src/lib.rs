@@ -7,6 +7,7 @@ pub mod apply;
 pub mod catalog;
 pub mod config;
 pub mod connector;
+pub mod engine;
 pub mod expr;
 pub mod plan;
 pub mod planner;

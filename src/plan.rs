@@ -146,6 +146,10 @@ pub struct Change {
     /// Hash of the live account as planned against (`None` for a create: the account must
     /// still be absent at apply time).
     pub live_fingerprint: Option<String>,
+    /// Set when the account is deactivated or deleted because it is no longer desired (as
+    /// opposed to inactive in the source).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removal: bool,
     /// Human notes: why this change, or what it cannot do (e.g. a create-only field differs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,

@@ -76,6 +76,7 @@ pub enum SourceConfig {
         /// Optional Directory API query, e.g. `isSuspended=false orgUnitPath='/Support'`.
         #[serde(default)]
         query: Option<String>,
+        /// Service account with domain-wide delegation.
         credentials: GoogleCredentials,
         /// Group emails whose (nested) membership is added to each record as `groups`.
         #[serde(default)]
@@ -83,13 +84,17 @@ pub enum SourceConfig {
         /// Custom schema names to fetch (`customFieldMask`).
         #[serde(default)]
         custom_field_mask: Option<String>,
+        /// API root, overridable for tests. Default `https://admin.googleapis.com`.
         #[serde(default)]
         base_url: Option<String>,
     },
     /// Microsoft Entra ID users via Microsoft Graph.
     EntraId {
+        /// Directory (tenant) id.
         tenant_id: String,
+        /// Application (client) id of the app registration.
         client_id: String,
+        /// Client secret of the app registration: `{ env: NAME }` or `{ file: PATH }`.
         client_secret: SecretRef,
         /// `$select` fields to read.
         #[serde(default)]
@@ -100,13 +105,17 @@ pub enum SourceConfig {
         /// Use delta queries between runs.
         #[serde(default)]
         delta: bool,
+        /// Graph root, overridable for tests. Default `https://graph.microsoft.com`.
         #[serde(default)]
         base_url: Option<String>,
     },
     /// Zendesk Support users (read only: nothing is ever written to the source).
     Zendesk {
+        /// The `example` of `example.zendesk.com`.
         subdomain: String,
+        /// Email of the agent the API token belongs to.
         email: String,
+        /// API token: `{ env: NAME }` or `{ file: PATH }`.
         api_token: SecretRef,
         /// Roles to read (`end-user`, `agent`, `admin`).
         #[serde(default)]
@@ -114,33 +123,45 @@ pub enum SourceConfig {
         /// Custom role ids to read.
         #[serde(default)]
         custom_role_ids: Vec<u64>,
+        /// API root, overridable for tests. Default `https://SUBDOMAIN.zendesk.com`.
         #[serde(default)]
         base_url: Option<String>,
     },
     /// An LDAP directory (paged search).
     Ldap {
+        /// Server URL, `ldap://host:389` or `ldaps://host:636`.
         url: String,
+        /// DN to bind as; anonymous bind when absent.
         #[serde(default)]
         bind_dn: Option<String>,
+        /// Password of `bind_dn`: `{ env: NAME }` or `{ file: PATH }`.
         #[serde(default)]
         bind_password: Option<SecretRef>,
+        /// Search base, e.g. `ou=people,dc=example,dc=com`.
         base_dn: String,
+        /// Search filter. Default `(objectClass=person)`.
         #[serde(default)]
         filter: Option<String>,
+        /// Attributes to read. Default: all user attributes.
         #[serde(default)]
         attributes: Vec<String>,
         /// Attributes read as lists; all others are single strings.
         #[serde(default)]
         multi_valued: Vec<String>,
+        /// Entries per page of the paged-results control.
         #[serde(default)]
         page_size: Option<u32>,
+        /// Upgrade an `ldap://` connection with StartTLS.
         #[serde(default)]
         starttls: bool,
     },
     /// Users of any SCIM 2.0 service provider (read only).
     Scim {
+        /// SCIM base URL (the one `/Users` hangs off).
         base_url: String,
+        /// Bearer token: `{ env: NAME }` or `{ file: PATH }`.
         token: SecretRef,
+        /// SCIM filter, e.g. `active eq true`.
         #[serde(default)]
         filter: Option<String>,
     },
@@ -187,55 +208,81 @@ pub struct HttpOptions {
 pub enum TargetConfig {
     /// Mojo Helpdesk (REST API v2).
     MojoHelpdesk {
+        /// API root, overridable for tests. Default `https://app.mojohelpdesk.com`.
         #[serde(default)]
         base_url: Option<String>,
+        /// Access key of an admin user: `{ env: NAME }` or `{ file: PATH }`.
         access_key: SecretRef,
         /// Custom field keys that exist in the helpdesk (usable as `custom_field_<key>`).
         #[serde(default)]
         custom_fields: Vec<String>,
+        /// Requests allowed, as `N/min` or `N/s`. Default: the vendor's documented limit.
         #[serde(default)]
+        #[schemars(pattern(r"^\s*[1-9][0-9]*\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$"))]
         rate_limit: Option<String>,
+        /// Per-request timeout, e.g. `30s`, `2m`, `500ms`.
         #[serde(default)]
+        #[schemars(pattern(r"^\s*([0-9]+(\.[0-9]+)?\s*(ms|s|sec|m|min|h|d)\s*)+$"))]
         timeout: Option<String>,
     },
     /// Zendesk Support.
     Zendesk {
+        /// The `example` of `example.zendesk.com`.
         subdomain: String,
+        /// Email of the admin the API token belongs to.
         email: String,
+        /// API token: `{ env: NAME }` or `{ file: PATH }`.
         api_token: SecretRef,
         /// User field keys usable as `user_fields.<key>`.
         #[serde(default)]
         user_fields: Vec<String>,
+        /// API root, overridable for tests. Default `https://SUBDOMAIN.zendesk.com`.
         #[serde(default)]
         base_url: Option<String>,
+        /// Requests allowed, as `N/min` or `N/s`. Default: the vendor's documented limit.
         #[serde(default)]
+        #[schemars(pattern(r"^\s*[1-9][0-9]*\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$"))]
         rate_limit: Option<String>,
+        /// Per-request timeout, e.g. `30s`, `2m`, `500ms`.
         #[serde(default)]
+        #[schemars(pattern(r"^\s*([0-9]+(\.[0-9]+)?\s*(ms|s|sec|m|min|h|d)\s*)+$"))]
         timeout: Option<String>,
     },
     /// Any SCIM 2.0 service provider.
     Scim {
+        /// SCIM base URL (the one `/Users` hangs off).
         base_url: String,
+        /// Bearer token: `{ env: NAME }` or `{ file: PATH }`.
         token: SecretRef,
+        /// Requests allowed, as `N/min` or `N/s`.
         #[serde(default)]
+        #[schemars(pattern(r"^\s*[1-9][0-9]*\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$"))]
         rate_limit: Option<String>,
+        /// Per-request timeout, e.g. `30s`, `2m`, `500ms`.
         #[serde(default)]
+        #[schemars(pattern(r"^\s*([0-9]+(\.[0-9]+)?\s*(ms|s|sec|m|min|h|d)\s*)+$"))]
         timeout: Option<String>,
     },
     /// Request Tracker 5 (REST 2.0).
     RequestTracker {
+        /// RT root, e.g. `https://rt.example.com` (REST 2.0 lives under `/REST/2.0`).
         base_url: String,
+        /// Auth token of an RT user allowed to admin users: `{ env: NAME }` or `{ file: PATH }`.
         token: SecretRef,
+        /// Requests allowed, as `N/min` or `N/s`.
         #[serde(default)]
+        #[schemars(pattern(r"^\s*[1-9][0-9]*\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$"))]
         rate_limit: Option<String>,
+        /// Per-request timeout, e.g. `30s`, `2m`, `500ms`.
         #[serde(default)]
+        #[schemars(pattern(r"^\s*([0-9]+(\.[0-9]+)?\s*(ms|s|sec|m|min|h|d)\s*)+$"))]
         timeout: Option<String>,
     },
     /// Mojo Helpdesk CSV import files written to a folder.
     CsvExport {
         /// Output folder, relative to the config file.
         dir: String,
-        /// Rows per file (Mojo imports at most 3000 at a time).
+        /// Rows per file, 1 to 3000 (Mojo imports at most 3000 at a time). Default 3000.
         #[serde(default = "default_max_rows")]
         max_rows_per_file: usize,
         /// Custom field keys (columns after the standard ones).
@@ -244,17 +291,25 @@ pub enum TargetConfig {
     },
     /// Microsoft Entra ID B2B guest accounts (Graph invitations).
     EntraGuests {
+        /// Directory (tenant) id guests are invited into.
         tenant_id: String,
+        /// Application (client) id of the app registration.
         client_id: String,
+        /// Client secret of the app registration: `{ env: NAME }` or `{ file: PATH }`.
         client_secret: SecretRef,
         /// Where an invited guest lands after redeeming the invitation.
         #[serde(default)]
         redirect_url: Option<String>,
+        /// Graph root, overridable for tests. Default `https://graph.microsoft.com`.
         #[serde(default)]
         base_url: Option<String>,
+        /// Requests allowed, as `N/min` or `N/s`. Default: Graph's documented limit.
         #[serde(default)]
+        #[schemars(pattern(r"^\s*[1-9][0-9]*\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$"))]
         rate_limit: Option<String>,
+        /// Per-request timeout, e.g. `30s`, `2m`, `500ms`.
         #[serde(default)]
+        #[schemars(pattern(r"^\s*([0-9]+(\.[0-9]+)?\s*(ms|s|sec|m|min|h|d)\s*)+$"))]
         timeout: Option<String>,
     },
 }
@@ -354,9 +409,12 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum RemovedPolicy {
+    /// Deactivate (suspend) the account; it can be reactivated later.
     #[default]
     Deactivate,
+    /// Delete the account in the target.
     Delete,
+    /// Leave the account as it is.
     Keep,
 }
 
@@ -394,10 +452,38 @@ fn default_max_removals() -> MaxRemovals {
 }
 
 /// A count or a percentage.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum MaxRemovals {
+    /// Most removals per plan.
     Count(u64),
-    /// `"N%"` or `"N"`.
-    Text(String),
+    /// `"N%"` of the managed accounts, or `"N"`.
+    Text(#[schemars(pattern(r"^\s*[0-9]+(\.[0-9]+)?\s*%?\s*$"))] String),
+}
+
+// Hand-written so that anything scalar is kept as written and judged by validation, which says
+// what is wrong (`-3`, `150%`) instead of serde's "did not match any variant".
+impl<'de> Deserialize<'de> for MaxRemovals {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = MaxRemovals;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a count like 5 or a percentage like \"10%\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<MaxRemovals, E> {
+                Ok(MaxRemovals::Count(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<MaxRemovals, E> {
+                Ok(u64::try_from(v).map_or_else(|_| MaxRemovals::Text(v.to_string()), MaxRemovals::Count))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<MaxRemovals, E> {
+                Ok(MaxRemovals::Text(v.to_string()))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MaxRemovals, E> {
+                Ok(MaxRemovals::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }

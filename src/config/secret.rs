@@ -16,30 +16,85 @@ pub enum SecretRef {
     File(String),
 }
 
+/// The message for a secret written into the config itself. The loader recognises it to mask
+/// the value in the error's snippet.
+pub(crate) const LITERAL_SECRET: &str = "a literal secret is not allowed in the config (it lives in git): write { env: VARIABLE } or { file: PATH }";
+
+// Hand-written rather than `untagged` so that errors keep their position and name the key
+// (`untagged` buffers the value and only says "did not match any variant").
 impl<'de> Deserialize<'de> for SecretRef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Literal(#[allow(dead_code)] String),
-            Ref(RefMap),
+        d.deserialize_any(SecretVisitor)
+    }
+}
+
+struct SecretVisitor;
+
+impl SecretVisitor {
+    fn literal<E: serde::de::Error>() -> Result<SecretRef, E> {
+        Err(E::custom(LITERAL_SECRET))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SecretVisitor {
+    type Value = SecretRef;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a secret reference: { env: VARIABLE } or { file: PATH }")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SecretRef, E> {
+        Self::literal()
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretRef, E> {
+        Self::literal()
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretRef, E> {
+        Self::literal()
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretRef, E> {
+        Self::literal()
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretRef, E> {
+        Self::literal()
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<SecretRef, E> {
+        Err(E::custom(
+            "the secret reference is empty: write { env: VARIABLE } or { file: PATH }",
+        ))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
+        use serde::de::Error;
+        let mut found: Option<SecretRef> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let make = match key.as_str() {
+                "env" => SecretRef::Env,
+                "file" => SecretRef::File,
+                other => return Err(A::Error::unknown_field(other, &["env", "file"])),
+            };
+            let value: String = map.next_value()?;
+            if value.trim().is_empty() {
+                return Err(A::Error::custom(format!(
+                    "`{key}` of the secret reference is empty: name the {}",
+                    if key == "env" { "environment variable" } else { "file" }
+                )));
+            }
+            if found.is_some() {
+                return Err(A::Error::custom(
+                    "a secret reference takes exactly one of `env` or `file`",
+                ));
+            }
+            found = Some(make(value));
         }
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct RefMap {
-            env: Option<String>,
-            file: Option<String>,
-        }
-        match Raw::deserialize(d)? {
-            Raw::Literal(_) => Err(serde::de::Error::custom(
-                "a literal secret is not allowed in the config (it lives in git): write { env: VARIABLE } or { file: PATH }",
-            )),
-            Raw::Ref(RefMap { env: Some(e), file: None }) => Ok(SecretRef::Env(e)),
-            Raw::Ref(RefMap { env: None, file: Some(f) }) => Ok(SecretRef::File(f)),
-            Raw::Ref(_) => Err(serde::de::Error::custom(
-                "a secret reference takes exactly one of `env` or `file`",
-            )),
-        }
+        found.ok_or_else(|| {
+            A::Error::custom("a secret reference takes exactly one of `env` or `file`")
+        })
     }
 }
 

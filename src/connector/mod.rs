@@ -1,6 +1,10 @@
 //! Connectors: sources that read people and targets that keep accounts. They know nothing of
 //! plans: a source yields records, a target lists accounts and carries out operations.
 
+pub mod build;
+pub mod csv_export;
+pub mod csv_source;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;

@@ -1,5 +1,15 @@
 //! State: the model (pure) and the local file backend (atomic writes, lock, journal).
 
+pub mod error;
+pub mod inspect;
+pub mod journal;
+pub mod lock;
 pub mod model;
+pub mod store;
 
+pub use error::StateError;
+pub use inspect::{AccountRef, StateRow};
+pub use journal::{Journal, JournalHeader};
+pub use lock::{Liveness, LockGuard, LockInfo};
 pub use model::*;
+pub use store::{DEFAULT_STATE_PATH, JournalStatus, Loaded, StateStore};

@@ -1,0 +1,206 @@
+//! `apply`: plan + confirm + apply, or apply a saved plan exactly (refusing a stale one).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Mutex;
+
+use anyhow::Context;
+use headcount::apply::{self, ApplyInput, ApplyReport};
+use headcount::engine::{Engine, Snapshot};
+use headcount::plan::PlanDocument;
+use headcount::render;
+use headcount::state::{State, StateOp};
+
+use super::args::{ApplyArgs, Cli};
+use super::plan_cmd::read_plan;
+use super::{EXIT_ERROR, EXIT_OK, Ui};
+
+pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
+    if args.planfile.is_some() && !args.syncs.is_empty() {
+        anyhow::bail!("--sync cannot be combined with a plan file: the plan already says which syncs it covers");
+    }
+    let engine = Engine::open(&cli.config, ui.color_stderr)?;
+    for w in &engine.warnings {
+        ui.note(format!("warning: {w}"));
+    }
+    // Fail fast before touching anything when no one can confirm.
+    if args.planfile.is_none() && !args.auto_approve && !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "stdin is not a terminal, so the plan cannot be confirmed: review it with `headcount plan` and re-run with --auto-approve, or apply a saved plan file"
+        );
+    }
+
+    let guard = engine.store.lock("apply")?;
+    let state = engine.store.recover(&guard)?;
+
+    let (doc, secrets, live, conns) = match &args.planfile {
+        None => {
+            let specs = engine.select(&args.syncs)?;
+            let conns = engine.connect(&specs, true)?;
+            let snap = engine.read(&conns).await;
+            let planned = engine.plan(&specs, &snap, state.as_ref(), args.allow_mass_removal, args.syncs.is_empty());
+            let doc = engine.document(&planned, state.as_ref());
+            print!("{}", render::text(&doc, &render::TextOptions { color: ui.color }));
+            if doc.has_errors() {
+                ui.note("The plan has errors (above); nothing was applied.");
+                return Ok(EXIT_ERROR);
+            }
+            if doc.total_changes() == 0 {
+                return Ok(EXIT_OK);
+            }
+            if !args.auto_approve && !confirm()? {
+                println!("Apply cancelled.");
+                return Ok(EXIT_ERROR);
+            }
+            let secrets = Engine::secrets(&planned);
+            (doc, secrets, snap, conns)
+        }
+        Some(path) => {
+            let doc = read_plan(path)?;
+            let specs: Vec<_> = engine
+                .specs
+                .iter()
+                .filter(|s| doc.syncs.iter().any(|p| p.name == s.name))
+                .cloned()
+                .collect();
+            let need = headcount::engine::needs_secrets(&doc);
+            let with_secrets: Vec<_> = specs.iter().filter(|s| need.contains(&s.name)).cloned().collect();
+            let conns = engine.connect(&specs, false)?;
+            let live = headcount::engine::list_targets(&conns).await;
+            let problems = engine.check_stale(&doc, state.as_ref(), &live);
+            if !problems.is_empty() {
+                let mut msg = format!("the plan {} is stale and was not applied:\n", path.display());
+                for p in &problems {
+                    msg.push_str(&format!("  - {p}\n"));
+                }
+                msg.push_str("Run `headcount plan --out FILE` again, review it, and apply the new plan.");
+                anyhow::bail!(msg);
+            }
+            if doc.has_errors() {
+                anyhow::bail!("the plan {} has errors and cannot be applied: fix them and plan again", path.display());
+            }
+            let mut snap = Snapshot {
+                live,
+                ..Snapshot::default()
+            };
+            let mut secrets = Default::default();
+            if !with_secrets.is_empty() {
+                // Sensitive values are never stored in a plan: read them again from the source
+                // and check they are the ones the plan was made with (hash in the plan).
+                let conns = engine.connect(&with_secrets, true)?;
+                for (name, source) in &conns.sources {
+                    snap.records.insert(name.clone(), source.read().await.map_err(|e| e.to_string()));
+                }
+                let planned = engine.plan(&with_secrets, &snap, state.as_ref(), true, false);
+                secrets = Engine::secrets(&planned);
+                check_secret_hashes(&doc, &secrets)?;
+            }
+            if doc.total_changes() == 0 {
+                println!("No changes in the plan. Nothing to apply.");
+                return Ok(EXIT_OK);
+            }
+            (doc, secrets, snap, conns)
+        }
+    };
+
+    let base = state.clone().unwrap_or_else(|| State::new(uuid::Uuid::new_v4().to_string()));
+    let journal = Mutex::new(engine.store.journal(&guard, &base)?);
+    let record = |op: &StateOp| -> Result<(), String> {
+        let mut j = journal.lock().map_err(|_| "the journal lock is poisoned".to_string())?;
+        j.append(op).map_err(|e| e.to_string())
+    };
+    let mut new_state = base.clone();
+    let live_ok = live.live_ok();
+    let report = apply::apply(
+        ApplyInput {
+            syncs: &doc.syncs,
+            specs: &engine.specs,
+            targets: &conns.targets,
+            live: &live_ok,
+            secrets: &secrets,
+        },
+        &mut new_state,
+        &record,
+    )
+    .await;
+    drop(journal);
+    if report.succeeded() > 0 {
+        engine
+            .store
+            .commit(&guard, &mut new_state)
+            .context("the changes were applied and journalled, but the state could not be saved; the next run recovers them from the journal")?;
+    }
+    print_report(&doc, &report, ui);
+    Ok(if report.failures.is_empty() { EXIT_OK } else { EXIT_ERROR })
+}
+
+fn confirm() -> anyhow::Result<bool> {
+    print!("\nDo you want to apply these changes?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim() == "yes")
+}
+
+fn check_secret_hashes(doc: &PlanDocument, secrets: &apply::Secrets) -> anyhow::Result<()> {
+    for sync in &doc.syncs {
+        for change in &sync.changes {
+            for (name, diff) in change.fields.iter().filter(|(_, d)| d.sensitive) {
+                let want = diff.after.get("sha256").and_then(|v| v.as_str()).unwrap_or_default();
+                let have = change
+                    .identity
+                    .values()
+                    .find_map(|p| secrets.get(&sync.name).and_then(|m| m.get(p)))
+                    .and_then(|m| m.get(name))
+                    .and_then(|v| v.as_str())
+                    .map(|s| headcount::util::sha256_hex(s.as_bytes()));
+                if have.as_deref() != Some(want) {
+                    anyhow::bail!(
+                        "the plan is stale: the sensitive field `{name}` of {} changed in the source since the plan (or is gone); plan again",
+                        change.identity.values().next().cloned().unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_report(doc: &PlanDocument, report: &ApplyReport, ui: &Ui) {
+    for (sync, counts) in &report.applied {
+        let parts: Vec<String> = counts.iter().map(|(a, n)| format!("{n} {}", past(*a))).collect();
+        println!("{sync}: {}", parts.join(", "));
+    }
+    if !report.failures.is_empty() {
+        println!("\n{} operation(s) failed:", report.failures.len());
+        for f in &report.failures {
+            println!(
+                "  {} {} {}{}: {}",
+                f.sync,
+                f.action,
+                f.identity,
+                f.target_id.as_ref().map(|id| format!(" (id {id})")).unwrap_or_default(),
+                f.message
+            );
+        }
+        ui.note("The operations that succeeded are recorded in the state; run `headcount plan` to see what is left.");
+    }
+    let total: usize = doc.total_changes();
+    println!(
+        "\nApply complete! {} of {total} change(s) applied, {} failed.",
+        report.succeeded(),
+        report.failures.len()
+    );
+}
+
+fn past(a: headcount::plan::Action) -> &'static str {
+    use headcount::plan::Action::*;
+    match a {
+        Create => "created",
+        Update => "updated",
+        Deactivate => "deactivated",
+        Reactivate => "reactivated",
+        Delete => "deleted",
+        Adopt => "adopted",
+        Forget => "forgotten",
+    }
+}

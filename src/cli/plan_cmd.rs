@@ -1,0 +1,94 @@
+//! `plan` and `show`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use headcount::engine::Engine;
+use headcount::plan::{FORMAT_VERSION, PlanDocument};
+use headcount::render;
+
+use super::args::{Cli, Format, PlanArgs, ShowArgs};
+use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Ui};
+
+pub async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<u8> {
+    let engine = Engine::open(&cli.config, ui.color_stderr)?;
+    for w in &engine.warnings {
+        ui.note(format!("warning: {w}"));
+    }
+    let specs = engine.select(&args.syncs)?;
+    let conns = engine.connect(&specs, true)?;
+    let state = engine.store.load()?;
+    let snap = engine.read(&conns).await;
+    let planned = engine.plan(&specs, &snap, state.as_ref(), args.allow_mass_removal, args.syncs.is_empty());
+    let doc = engine.document(&planned, state.as_ref());
+    if let Some(out) = &args.out {
+        write_plan(out, &doc)?;
+        ui.note(format!("Saved the plan to {}; apply it with `headcount apply {}`.", out.display(), out.display()));
+    }
+    print!("{}", render_doc(&doc, args.format, ui));
+    Ok(exit_code(&doc, args.detailed_exitcode, args.strict))
+}
+
+/// The exit code of a plan: errors and (with --strict) invalid records are 1; changes are 2
+/// only with --detailed-exitcode.
+pub fn exit_code(doc: &PlanDocument, detailed: bool, strict: bool) -> u8 {
+    if doc.has_errors() || (strict && doc.has_invalid()) {
+        EXIT_ERROR
+    } else if detailed && doc.total_changes() > 0 {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    }
+}
+
+pub fn render_doc(doc: &PlanDocument, format: Format, ui: &Ui) -> String {
+    match format {
+        Format::Text => render::text(doc, &render::TextOptions { color: ui.color }),
+        Format::Markdown => render::markdown(doc, render::MARKDOWN_LIMIT),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(doc).unwrap_or_default();
+            s.push('\n');
+            s
+        }
+    }
+}
+
+/// Writes the plan document atomically (a half-written plan must never be applied).
+pub fn write_plan(path: &Path, doc: &PlanDocument) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(doc)?;
+    text.push('\n');
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("plan"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Reads a saved plan, refusing formats this build does not know.
+pub fn read_plan(path: &Path) -> anyhow::Result<PlanDocument> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the plan file {}", path.display()))?;
+    let raw: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+        format!("{} is not a plan file (not JSON): write one with `headcount plan --out FILE`", path.display())
+    })?;
+    match raw.get("format_version").and_then(|v| v.as_str()) {
+        Some(FORMAT_VERSION) => {}
+        Some(other) => anyhow::bail!(
+            "{} has plan format_version {other}; this build reads version {FORMAT_VERSION}: re-run `headcount plan --out` with this version",
+            path.display()
+        ),
+        None => anyhow::bail!("{} is not a headcount plan (no format_version)", path.display()),
+    }
+    serde_json::from_value(raw).with_context(|| format!("{} is not a valid plan document", path.display()))
+}
+
+pub fn show(args: &ShowArgs, ui: &Ui) -> anyhow::Result<u8> {
+    let doc = read_plan(&args.planfile)?;
+    print!("{}", render_doc(&doc, args.format, ui));
+    Ok(EXIT_OK)
+}

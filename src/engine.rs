@@ -1,0 +1,343 @@
+//! Orchestration around the pure planner: load and validate the config, build connectors, read
+//! sources and targets, plan, and assemble the plan document. The CLI and (later) the reconcile
+//! loop both drive this; it holds no policy of its own.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::apply::Secrets;
+use crate::config::{self, LoadedConfig};
+use crate::connector::{self, LiveAccount, Source, SourceRecord, Target};
+use crate::plan::{self, Action, ConfigInfo, GitInfo, PlanDocument, StateRef};
+use crate::planner::{self, PlannedSync, SyncInput, SyncSpec};
+use crate::state::{State, StateStore};
+
+/// Why the engine could not go on. The message says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Connector(String),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Stale(String),
+}
+
+/// A loaded, validated config and its state store.
+pub struct Engine {
+    pub loaded: LoadedConfig,
+    pub specs: Vec<SyncSpec>,
+    pub warnings: Vec<String>,
+    pub store: StateStore,
+}
+
+/// What was read from sources and targets; read errors are kept per connector so that the
+/// planner stops only the syncs they concern.
+#[derive(Default)]
+pub struct Snapshot {
+    pub records: HashMap<String, Result<Vec<SourceRecord>, String>>,
+    pub live: HashMap<String, Result<Vec<LiveAccount>, String>>,
+}
+
+impl Snapshot {
+    /// The live accounts of every target that could be listed.
+    pub fn live_ok(&self) -> HashMap<String, Vec<LiveAccount>> {
+        self.live
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().ok().map(|l| (k.clone(), l.clone())))
+            .collect()
+    }
+}
+
+/// Connectors for the selected syncs, built once per source and target name.
+pub struct Connections {
+    pub sources: HashMap<String, Box<dyn Source>>,
+    pub targets: HashMap<String, Box<dyn Target>>,
+}
+
+impl Engine {
+    /// Loads and validates `path`. Diagnostics are rendered into the error (with colour when
+    /// `color`).
+    pub fn open(path: &Path, color: bool) -> Result<Engine, EngineError> {
+        let loaded = config::load(path).map_err(|e| EngineError::Config(e.render(color)))?;
+        let validated =
+            config::validate(&loaded).map_err(|e| EngineError::Config(e.render(color)))?;
+        let store = StateStore::new(loaded.base_dir.join(&loaded.config.state.path));
+        Ok(Engine {
+            loaded,
+            specs: validated.syncs,
+            warnings: validated.warnings,
+            store,
+        })
+    }
+
+    /// The syncs named on the command line (all when none), in config order.
+    pub fn select(&self, names: &[String]) -> Result<Vec<SyncSpec>, EngineError> {
+        for n in names {
+            if !self.specs.iter().any(|s| &s.name == n) {
+                let hint = crate::util::nearest(n, self.specs.iter().map(|s| s.name.as_str()))
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                return Err(EngineError::Usage(format!(
+                    "there is no sync named `{n}` in {}{hint}",
+                    self.loaded.path.display()
+                )));
+            }
+        }
+        Ok(self
+            .specs
+            .iter()
+            .filter(|s| names.is_empty() || names.contains(&s.name))
+            .cloned()
+            .collect())
+    }
+
+    /// Builds the connectors the selected syncs need.
+    pub fn connect(&self, specs: &[SyncSpec], need_sources: bool) -> Result<Connections, EngineError> {
+        let mut sources = HashMap::new();
+        let mut targets = HashMap::new();
+        let cfg = &self.loaded.config;
+        for spec in specs {
+            if need_sources && !sources.contains_key(&spec.source) {
+                let sc = cfg.sources.get(&spec.source).ok_or_else(|| {
+                    EngineError::Config(format!("source `{}` is not configured", spec.source))
+                })?;
+                let built = connector::build::build_source(&spec.source, sc, &self.loaded.base_dir)
+                    .map_err(|e| {
+                        EngineError::Connector(format!("source `{}`: {e}", spec.source))
+                    })?;
+                sources.insert(spec.source.clone(), built);
+            }
+            if !targets.contains_key(&spec.target) {
+                let tc = cfg.targets.get(&spec.target).ok_or_else(|| {
+                    EngineError::Config(format!("target `{}` is not configured", spec.target))
+                })?;
+                let built = connector::build::build_target(&spec.target, tc, &self.loaded.base_dir)
+                    .map_err(|e| {
+                        EngineError::Connector(format!("target `{}`: {e}", spec.target))
+                    })?;
+                targets.insert(spec.target.clone(), built);
+            }
+        }
+        Ok(Connections { sources, targets })
+    }
+
+    /// Reads every source and lists every target once.
+    pub async fn read(&self, conns: &Connections) -> Snapshot {
+        let mut snap = Snapshot::default();
+        for (name, source) in &conns.sources {
+            let r = source.read().await.map_err(|e| e.to_string());
+            snap.records.insert(name.clone(), r);
+        }
+        snap.live = list_targets(conns).await;
+        snap
+    }
+
+    /// Plans the selected syncs against a snapshot. Pure once the snapshot is read.
+    pub fn plan(
+        &self,
+        specs: &[SyncSpec],
+        snap: &Snapshot,
+        state: Option<&State>,
+        allow_mass_removal: bool,
+        all_syncs: bool,
+    ) -> Vec<PlannedSync> {
+        let missing: Result<Vec<SourceRecord>, String> = Err("not read".to_string());
+        let missing_live: Result<Vec<LiveAccount>, String> = Err("not listed".to_string());
+        let inputs: Vec<SyncInput<'_>> = specs
+            .iter()
+            .map(|spec| {
+                let records = snap.records.get(&spec.source).unwrap_or(&missing);
+                let live = snap.live.get(&spec.target).unwrap_or(&missing_live);
+                SyncInput {
+                    spec,
+                    records: records.as_deref().map_err(String::as_str),
+                    live: live.as_deref().map_err(String::as_str),
+                    state,
+                    allow_mass_removal,
+                }
+            })
+            .collect();
+        planner::plan_all(&inputs, state, all_syncs)
+    }
+
+    /// The plan document for planned syncs (the only place that reads the clock and git).
+    pub fn document(&self, planned: &[PlannedSync], state: Option<&State>) -> PlanDocument {
+        let created_at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        PlanDocument {
+            format_version: plan::FORMAT_VERSION.to_string(),
+            headcount_version: env!("CARGO_PKG_VERSION").to_string(),
+            created_at,
+            config: ConfigInfo {
+                path: self.loaded.path.display().to_string(),
+                sha256: self.loaded.sha256.clone(),
+                git: git_info(&self.loaded.path),
+            },
+            state: StateRef {
+                lineage: state.map(|s| s.lineage.clone()),
+                serial: state.map(|s| s.serial).unwrap_or(0),
+            },
+            syncs: planned.iter().map(|p| p.plan.clone()).collect(),
+        }
+    }
+
+    /// Sensitive values of planned creates, by sync.
+    pub fn secrets(planned: &[PlannedSync]) -> Secrets {
+        planned
+            .iter()
+            .filter(|p| !p.secrets.is_empty())
+            .map(|p| (p.plan.name.clone(), p.secrets.clone()))
+            .collect()
+    }
+
+    /// Why a saved plan cannot be applied now, if it cannot: another config, another state, or
+    /// an account that changed in the target since the plan.
+    pub fn check_stale(
+        &self,
+        doc: &PlanDocument,
+        state: Option<&State>,
+        live: &HashMap<String, Result<Vec<LiveAccount>, String>>,
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        if doc.config.sha256 != self.loaded.sha256 {
+            problems.push(format!(
+                "the config {} changed since the plan was made (sha256 {} then, {} now)",
+                self.loaded.path.display(),
+                short_hash(&doc.config.sha256),
+                short_hash(&self.loaded.sha256)
+            ));
+        }
+        let now = StateRef {
+            lineage: state.map(|s| s.lineage.clone()),
+            serial: state.map(|s| s.serial).unwrap_or(0),
+        };
+        if now != doc.state {
+            problems.push(format!(
+                "the state changed since the plan was made (lineage {} serial {} then, lineage {} serial {} now): an apply ran in between",
+                doc.state.lineage.as_deref().unwrap_or("none"),
+                doc.state.serial,
+                now.lineage.as_deref().unwrap_or("none"),
+                now.serial
+            ));
+        }
+        for sync in &doc.syncs {
+            let spec = self.specs.iter().find(|s| s.name == sync.name);
+            let accounts = match live.get(&sync.target) {
+                Some(Ok(l)) => l,
+                Some(Err(e)) => {
+                    if sync.changes.iter().any(|c| c.action != Action::Forget) {
+                        problems.push(format!("target `{}` could not be listed: {e}", sync.target));
+                    }
+                    continue;
+                }
+                None => continue,
+            };
+            let by_id: HashMap<&str, &LiveAccount> =
+                accounts.iter().map(|a| (a.id.as_str(), a)).collect();
+            for change in &sync.changes {
+                match (&change.target_id, &change.live_fingerprint) {
+                    (Some(id), Some(fp)) => match by_id.get(id.as_str()) {
+                        Some(acc) if planner::fingerprint(acc) == *fp => {}
+                        Some(_) => problems.push(format!(
+                            "sync `{}`: account {id} ({}) changed in the target since the plan",
+                            sync.name,
+                            first_identity(change)
+                        )),
+                        None => problems.push(format!(
+                            "sync `{}`: account {id} ({}) no longer exists in the target",
+                            sync.name,
+                            first_identity(change)
+                        )),
+                    },
+                    (None, _) if change.action == Action::Create => {
+                        if let Some(spec) = spec
+                            && let Some(acc) = find_by_identity(spec, accounts, &change.identity)
+                        {
+                            problems.push(format!(
+                                "sync `{}`: {} was to be created but account {} with that identity now exists in the target",
+                                sync.name,
+                                first_identity(change),
+                                acc.id
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// Lists each target once.
+pub async fn list_targets(conns: &Connections) -> HashMap<String, Result<Vec<LiveAccount>, String>> {
+    let mut out = HashMap::new();
+    for (name, target) in &conns.targets {
+        let r = target.list().await.map_err(|e| e.to_string());
+        out.insert(name.clone(), r);
+    }
+    out
+}
+
+fn short_hash(h: &str) -> &str {
+    h.get(..12).unwrap_or(h)
+}
+
+fn first_identity(change: &plan::Change) -> String {
+    change.identity.values().next().cloned().unwrap_or_default()
+}
+
+fn find_by_identity<'a>(
+    spec: &SyncSpec,
+    accounts: &'a [LiveAccount],
+    identity: &BTreeMap<String, String>,
+) -> Option<&'a LiveAccount> {
+    let specs = planner::desired::field_specs(spec);
+    accounts.iter().find(|acc| {
+        identity.iter().any(|(k, v)| {
+            let norm = specs
+                .get(k)
+                .and_then(|f| f.identity)
+                .unwrap_or(crate::catalog::IdentityNorm::Exact);
+            match acc.fields.get(k) {
+                Some(Value::String(s)) => norm.normalise(s) == *v,
+                _ => false,
+            }
+        })
+    })
+}
+
+/// The git commit of the repository holding the config, and whether the work tree is dirty.
+pub fn git_info(config_path: &Path) -> Option<GitInfo> {
+    let dir = config_path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let repo = git2::Repository::discover(dir).ok()?;
+    let commit = repo.head().ok()?.peel_to_commit().ok()?.id().to_string();
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(false).include_ignored(false);
+    let dirty = repo
+        .statuses(Some(&mut opts))
+        .map(|s| !s.is_empty())
+        .unwrap_or(false);
+    Some(GitInfo { commit, dirty })
+}
+
+/// Names of the sensitive fields of a plan, to know whether sources must be re-read on apply.
+pub fn needs_secrets(doc: &PlanDocument) -> HashSet<String> {
+    doc.syncs
+        .iter()
+        .filter(|s| s.changes.iter().any(|c| c.fields.values().any(|f| f.sensitive)))
+        .map(|s| s.name.clone())
+        .collect()
+}
