@@ -81,7 +81,12 @@ pub async fn apply(
                         continue;
                     }
                     state.apply_op(&op);
-                    *report.applied.entry(sync.name.clone()).or_default().entry(change.action).or_default() += 1;
+                    *report
+                        .applied
+                        .entry(sync.name.clone())
+                        .or_default()
+                        .entry(change.action)
+                        .or_default() += 1;
                 }
                 Prepared::Target(op) => {
                     ops.push(op);
@@ -108,14 +113,18 @@ pub async fn apply(
         let outcome: Mutex<Vec<(usize, Result<StateOp, String>)>> = Mutex::new(Vec::new());
         let state_snapshot = state.clone();
         let done = |i: usize, result: OpResult| {
-            let Some(change) = op_changes.get(i) else { return };
+            let Some(change) = op_changes.get(i) else {
+                return;
+            };
             let entry = match result {
                 Ok(id) => {
                     let ops = state_ops(sync, spec, change, &id, &live_by_id, &state_snapshot);
                     let mut journalled = Ok(ops.last().cloned());
                     for op in &ops {
                         if let Err(e) = record(op) {
-                            journalled = Err(format!("applied in the target but not recorded in the state: {e}"));
+                            journalled = Err(format!(
+                                "applied in the target but not recorded in the state: {e}"
+                            ));
                             break;
                         }
                     }
@@ -146,13 +155,20 @@ pub async fn apply(
         let results = outcome.into_inner().unwrap_or_default();
         let mut counted = vec![false; op_changes.len()];
         for (i, r) in results {
-            let Some(change) = op_changes.get(i) else { continue };
+            let Some(change) = op_changes.get(i) else {
+                continue;
+            };
             match r {
                 Ok(op) => {
                     state.apply_op(&op);
                     if !counted[i] {
                         counted[i] = true;
-                        *report.applied.entry(sync.name.clone()).or_default().entry(change.action).or_default() += 1;
+                        *report
+                            .applied
+                            .entry(sync.name.clone())
+                            .or_default()
+                            .entry(change.action)
+                            .or_default() += 1;
                     }
                 }
                 Err(message) => {
@@ -199,7 +215,10 @@ fn prepare(
     secrets: &BTreeMap<String, BTreeMap<String, Value>>,
 ) -> Prepared {
     let after = |c: &Change| -> BTreeMap<String, Value> {
-        c.fields.iter().map(|(k, d)| (k.clone(), d.after.clone())).collect()
+        c.fields
+            .iter()
+            .map(|(k, d)| (k.clone(), d.after.clone()))
+            .collect()
     };
     match change.action {
         Action::Forget => match &change.target_id {
@@ -280,10 +299,7 @@ fn state_ops(
     live: &HashMap<&str, &LiveAccount>,
     state: &State,
 ) -> Vec<StateOp> {
-    let existing = state
-        .syncs
-        .get(&sync.name)
-        .and_then(|s| s.accounts.get(id));
+    let existing = state.syncs.get(&sync.name).and_then(|s| s.accounts.get(id));
     let remove = StateOp::Remove {
         sync: sync.name.clone(),
         target_id: id.to_string(),

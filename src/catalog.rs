@@ -185,7 +185,11 @@ const GROUP: FieldSpec = FieldSpec {
 
 const MOJO: &[FieldSpec] = &[
     create_only(ident(
-        field("email", FieldType::Email, "unique; not updatable after create"),
+        field(
+            "email",
+            FieldType::Email,
+            "unique; not updatable after create",
+        ),
         IdentityNorm::Email,
     )),
     field("first_name", FieldType::String, "at most 45 characters"),
@@ -202,7 +206,11 @@ const MOJO: &[FieldSpec] = &[
 
 const CSV_EXPORT: &[FieldSpec] = &[
     ident(
-        field("email", FieldType::Email, "column `Email`; the unique key of Mojo's import"),
+        field(
+            "email",
+            FieldType::Email,
+            "column `Email`; the unique key of Mojo's import",
+        ),
         IdentityNorm::Email,
     ),
     field("first_name", FieldType::String, "column `First Name`"),
@@ -219,7 +227,10 @@ const CSV_EXPORT: &[FieldSpec] = &[
 const ZENDESK_ROLES: &[&str] = &["end-user", "agent", "admin"];
 
 const ZENDESK: &[FieldSpec] = &[
-    ident(field("email", FieldType::Email, "primary email"), IdentityNorm::Email),
+    ident(
+        field("email", FieldType::Email, "primary email"),
+        IdentityNorm::Email,
+    ),
     ident(
         field("external_id", FieldType::String, "case-insensitive"),
         IdentityNorm::CaseInsensitive,
@@ -237,7 +248,11 @@ const SCIM: &[FieldSpec] = &[
         IdentityNorm::CaseInsensitive,
     ),
     ident(
-        field("externalId", FieldType::String, "set by the provisioning client"),
+        field(
+            "externalId",
+            FieldType::String,
+            "set by the provisioning client",
+        ),
         IdentityNorm::Exact,
     ),
     field("displayName", FieldType::String, ""),
@@ -246,10 +261,18 @@ const SCIM: &[FieldSpec] = &[
     field("name.formatted", FieldType::String, ""),
     field("title", FieldType::String, ""),
     ident(
-        field("emails[type eq \"work\"].value", FieldType::Email, "work email"),
+        field(
+            "emails[type eq \"work\"].value",
+            FieldType::Email,
+            "work email",
+        ),
         IdentityNorm::Email,
     ),
-    field("phoneNumbers[type eq \"work\"].value", FieldType::String, "work phone"),
+    field(
+        "phoneNumbers[type eq \"work\"].value",
+        FieldType::String,
+        "work phone",
+    ),
     field(
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
         FieldType::String,
@@ -263,8 +286,14 @@ const SCIM: &[FieldSpec] = &[
 ];
 
 const REQUEST_TRACKER: &[FieldSpec] = &[
-    ident(field("Name", FieldType::String, "login name"), IdentityNorm::CaseInsensitive),
-    ident(field("EmailAddress", FieldType::Email, ""), IdentityNorm::Email),
+    ident(
+        field("Name", FieldType::String, "login name"),
+        IdentityNorm::CaseInsensitive,
+    ),
+    ident(
+        field("EmailAddress", FieldType::Email, ""),
+        IdentityNorm::Email,
+    ),
     field("RealName", FieldType::String, ""),
     field("Organization", FieldType::String, ""),
     field("WorkPhone", FieldType::String, ""),
@@ -377,17 +406,35 @@ mod tests {
     #[test]
     fn email_normalisation_trims_lowercases_and_composes() {
         // "e" + combining acute accent → precomposed "é".
-        assert_eq!(IdentityNorm::Email.normalise("  Ann.E\u{301}@Example.COM "), "ann.\u{e9}@example.com");
+        assert_eq!(
+            IdentityNorm::Email.normalise("  Ann.E\u{301}@Example.COM "),
+            "ann.\u{e9}@example.com"
+        );
         assert_eq!(IdentityNorm::Exact.normalise(" AbC "), "AbC");
     }
 
     #[test]
     fn lookup_suggests_and_checks_custom_fields() {
         let err = lookup(TargetKind::MojoHelpdesk, "frist_name", &[]).unwrap_err();
-        assert!(err.to_string().contains("did you mean `first_name`"), "{err}");
-        let err = lookup(TargetKind::MojoHelpdesk, "custom_field_dept", &["team".into()]).unwrap_err();
+        assert!(
+            err.to_string().contains("did you mean `first_name`"),
+            "{err}"
+        );
+        let err = lookup(
+            TargetKind::MojoHelpdesk,
+            "custom_field_dept",
+            &["team".into()],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("custom field `dept`"), "{err}");
-        assert!(lookup(TargetKind::MojoHelpdesk, "custom_field_team", &["team".into()]).is_ok());
+        assert!(
+            lookup(
+                TargetKind::MojoHelpdesk,
+                "custom_field_team",
+                &["team".into()]
+            )
+            .is_ok()
+        );
         assert!(lookup(TargetKind::CsvExport, "role", &[]).is_err());
     }
 }

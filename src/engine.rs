@@ -99,7 +99,11 @@ impl Engine {
     }
 
     /// Builds the connectors the selected syncs need.
-    pub fn connect(&self, specs: &[SyncSpec], need_sources: bool) -> Result<Connections, EngineError> {
+    pub fn connect(
+        &self,
+        specs: &[SyncSpec],
+        need_sources: bool,
+    ) -> Result<Connections, EngineError> {
         let mut sources = HashMap::new();
         let mut targets = HashMap::new();
         let cfg = &self.loaded.config;
@@ -278,7 +282,9 @@ impl Engine {
 }
 
 /// Lists each target once.
-pub async fn list_targets(conns: &Connections) -> HashMap<String, Result<Vec<LiveAccount>, String>> {
+pub async fn list_targets(
+    conns: &Connections,
+) -> HashMap<String, Result<Vec<LiveAccount>, String>> {
     let mut out = HashMap::new();
     for (name, target) in &conns.targets {
         let r = target.list().await.map_err(|e| e.to_string());
@@ -337,7 +343,11 @@ pub fn git_info(config_path: &Path) -> Option<GitInfo> {
 pub fn needs_secrets(doc: &PlanDocument) -> HashSet<String> {
     doc.syncs
         .iter()
-        .filter(|s| s.changes.iter().any(|c| c.fields.values().any(|f| f.sensitive)))
+        .filter(|s| {
+            s.changes
+                .iter()
+                .any(|c| c.fields.values().any(|f| f.sensitive))
+        })
         .map(|s| s.name.clone())
         .collect()
 }

@@ -76,7 +76,13 @@ pub struct Summary {
 impl Summary {
     /// Changes that touch the target or the state.
     pub fn changes(&self) -> usize {
-        self.create + self.update + self.deactivate + self.reactivate + self.delete + self.adopt + self.forget
+        self.create
+            + self.update
+            + self.deactivate
+            + self.reactivate
+            + self.delete
+            + self.adopt
+            + self.forget
     }
 
     pub fn add(&mut self, action: Action) {
@@ -171,10 +177,11 @@ pub struct FieldDiff {
     pub sensitive: bool,
 }
 
-/// How a sensitive value is written in a plan: never the value, only a hash that apply checks
-/// against the value it re-reads from the source.
-pub fn sensitive_marker(value: &str) -> Value {
-    serde_json::json!({ "sensitive": true, "sha256": crate::util::sha256_hex(value.as_bytes()) })
+/// How a sensitive value is written in a plan or the state: a marker, never the value nor a hash
+/// of it (a hash of a short password is as good as the password). `apply PLANFILE` reads the
+/// value from the source again.
+pub fn sensitive_marker() -> Value {
+    serde_json::json!({ "sensitive": true })
 }
 
 /// A record that was skipped, and why.
@@ -204,6 +211,8 @@ impl PlanDocument {
     }
 
     pub fn has_invalid(&self) -> bool {
-        self.syncs.iter().any(|s| !s.invalid.is_empty() || !s.conflicts.is_empty())
+        self.syncs
+            .iter()
+            .any(|s| !s.invalid.is_empty() || !s.conflicts.is_empty())
     }
 }

@@ -16,7 +16,9 @@ use super::{EXIT_ERROR, EXIT_OK, Ui};
 
 pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
     if args.planfile.is_some() && !args.syncs.is_empty() {
-        anyhow::bail!("--sync cannot be combined with a plan file: the plan already says which syncs it covers");
+        anyhow::bail!(
+            "--sync cannot be combined with a plan file: the plan already says which syncs it covers"
+        );
     }
     let engine = Engine::open(&cli.config, ui.color_stderr)?;
     for w in &engine.warnings {
@@ -37,9 +39,18 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
             let specs = engine.select(&args.syncs)?;
             let conns = engine.connect(&specs, true)?;
             let snap = engine.read(&conns).await;
-            let planned = engine.plan(&specs, &snap, state.as_ref(), args.allow_mass_removal, args.syncs.is_empty());
+            let planned = engine.plan(
+                &specs,
+                &snap,
+                state.as_ref(),
+                args.allow_mass_removal,
+                args.syncs.is_empty(),
+            );
             let doc = engine.document(&planned, state.as_ref());
-            print!("{}", render::text(&doc, &render::TextOptions { color: ui.color }));
+            print!(
+                "{}",
+                render::text(&doc, &render::TextOptions { color: ui.color })
+            );
             if doc.has_errors() {
                 ui.note("The plan has errors (above); nothing was applied.");
                 return Ok(EXIT_ERROR);
@@ -63,20 +74,32 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
                 .cloned()
                 .collect();
             let need = headcount::engine::needs_secrets(&doc);
-            let with_secrets: Vec<_> = specs.iter().filter(|s| need.contains(&s.name)).cloned().collect();
+            let with_secrets: Vec<_> = specs
+                .iter()
+                .filter(|s| need.contains(&s.name))
+                .cloned()
+                .collect();
             let conns = engine.connect(&specs, false)?;
             let live = headcount::engine::list_targets(&conns).await;
             let problems = engine.check_stale(&doc, state.as_ref(), &live);
             if !problems.is_empty() {
-                let mut msg = format!("the plan {} is stale and was not applied:\n", path.display());
+                let mut msg = format!(
+                    "the plan {} is stale and was not applied:\n",
+                    path.display()
+                );
                 for p in &problems {
                     msg.push_str(&format!("  - {p}\n"));
                 }
-                msg.push_str("Run `headcount plan --out FILE` again, review it, and apply the new plan.");
+                msg.push_str(
+                    "Run `headcount plan --out FILE` again, review it, and apply the new plan.",
+                );
                 anyhow::bail!(msg);
             }
             if doc.has_errors() {
-                anyhow::bail!("the plan {} has errors and cannot be applied: fix them and plan again", path.display());
+                anyhow::bail!(
+                    "the plan {} has errors and cannot be applied: fix them and plan again",
+                    path.display()
+                );
             }
             let mut snap = Snapshot {
                 live,
@@ -84,15 +107,15 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
             };
             let mut secrets = Default::default();
             if !with_secrets.is_empty() {
-                // Sensitive values are never stored in a plan: read them again from the source
-                // and check they are the ones the plan was made with (hash in the plan).
+                // Sensitive values are never stored in a plan: read them again from the source.
                 let conns = engine.connect(&with_secrets, true)?;
                 for (name, source) in &conns.sources {
-                    snap.records.insert(name.clone(), source.read().await.map_err(|e| e.to_string()));
+                    snap.records
+                        .insert(name.clone(), source.read().await.map_err(|e| e.to_string()));
                 }
                 let planned = engine.plan(&with_secrets, &snap, state.as_ref(), true, false);
                 secrets = Engine::secrets(&planned);
-                check_secret_hashes(&doc, &secrets)?;
+                check_secrets_present(&doc, &secrets)?;
             }
             if doc.total_changes() == 0 {
                 println!("No changes in the plan. Nothing to apply.");
@@ -102,10 +125,14 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
         }
     };
 
-    let base = state.clone().unwrap_or_else(|| State::new(uuid::Uuid::new_v4().to_string()));
+    let base = state
+        .clone()
+        .unwrap_or_else(|| State::new(uuid::Uuid::new_v4().to_string()));
     let journal = Mutex::new(engine.store.journal(&guard, &base)?);
     let record = |op: &StateOp| -> Result<(), String> {
-        let mut j = journal.lock().map_err(|_| "the journal lock is poisoned".to_string())?;
+        let mut j = journal
+            .lock()
+            .map_err(|_| "the journal lock is poisoned".to_string())?;
         j.append(op).map_err(|e| e.to_string())
     };
     let mut new_state = base.clone();
@@ -130,32 +157,42 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
             .context("the changes were applied and journalled, but the state could not be saved; the next run recovers them from the journal")?;
     }
     print_report(&doc, &report, ui);
-    Ok(if report.failures.is_empty() { EXIT_OK } else { EXIT_ERROR })
+    Ok(if report.failures.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
 }
 
 fn confirm() -> anyhow::Result<bool> {
-    print!("\nDo you want to apply these changes?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
+    print!(
+        "\nDo you want to apply these changes?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
+    );
     std::io::stdout().flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim() == "yes")
 }
 
-fn check_secret_hashes(doc: &PlanDocument, secrets: &apply::Secrets) -> anyhow::Result<()> {
+/// Every sensitive value the plan needs must still come from the source.
+fn check_secrets_present(doc: &PlanDocument, secrets: &apply::Secrets) -> anyhow::Result<()> {
     for sync in &doc.syncs {
         for change in &sync.changes {
-            for (name, diff) in change.fields.iter().filter(|(_, d)| d.sensitive) {
-                let want = diff.after.get("sha256").and_then(|v| v.as_str()).unwrap_or_default();
-                let have = change
-                    .identity
-                    .values()
-                    .find_map(|p| secrets.get(&sync.name).and_then(|m| m.get(p)))
-                    .and_then(|m| m.get(name))
-                    .and_then(|v| v.as_str())
-                    .map(|s| headcount::util::sha256_hex(s.as_bytes()));
-                if have.as_deref() != Some(want) {
+            for name in change
+                .fields
+                .iter()
+                .filter(|(_, d)| d.sensitive)
+                .map(|(n, _)| n)
+            {
+                let present = change.identity.values().any(|p| {
+                    secrets
+                        .get(&sync.name)
+                        .and_then(|m| m.get(p))
+                        .is_some_and(|m| m.contains_key(name))
+                });
+                if !present {
                     anyhow::bail!(
-                        "the plan is stale: the sensitive field `{name}` of {} changed in the source since the plan (or is gone); plan again",
+                        "the plan is stale: the source no longer gives the sensitive field `{name}` of {}; plan again",
                         change.identity.values().next().cloned().unwrap_or_default()
                     );
                 }
@@ -167,7 +204,10 @@ fn check_secret_hashes(doc: &PlanDocument, secrets: &apply::Secrets) -> anyhow::
 
 fn print_report(doc: &PlanDocument, report: &ApplyReport, ui: &Ui) {
     for (sync, counts) in &report.applied {
-        let parts: Vec<String> = counts.iter().map(|(a, n)| format!("{n} {}", past(*a))).collect();
+        let parts: Vec<String> = counts
+            .iter()
+            .map(|(a, n)| format!("{n} {}", past(*a)))
+            .collect();
         println!("{sync}: {}", parts.join(", "));
     }
     if !report.failures.is_empty() {
@@ -178,7 +218,10 @@ fn print_report(doc: &PlanDocument, report: &ApplyReport, ui: &Ui) {
                 f.sync,
                 f.action,
                 f.identity,
-                f.target_id.as_ref().map(|id| format!(" (id {id})")).unwrap_or_default(),
+                f.target_id
+                    .as_ref()
+                    .map(|id| format!(" (id {id})"))
+                    .unwrap_or_default(),
                 f.message
             );
         }

@@ -21,7 +21,13 @@ The same meaning as Terraform's, so existing CI recipes work.";
 #[command(name = "headcount", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Config file.
-    #[arg(short, long, global = true, default_value = "headcount.yaml", env = "HEADCOUNT_CONFIG")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        default_value = "headcount.yaml",
+        env = "HEADCOUNT_CONFIG"
+    )]
     pub config: PathBuf,
 
     /// When to use colour on stdout.

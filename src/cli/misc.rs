@@ -9,15 +9,29 @@ use super::{EXIT_ERROR, EXIT_OK, Ui};
 pub fn init(cli: &Cli, args: &InitArgs, ui: &Ui) -> anyhow::Result<u8> {
     let path = &cli.config;
     if path.exists() && !args.force {
-        anyhow::bail!("{} already exists: use --force to overwrite it, or -c to write another file", path.display());
+        anyhow::bail!(
+            "{} already exists: use --force to overwrite it, or -c to write another file",
+            path.display()
+        );
     }
-    let text = headcount::config::starter(Some(&args.source), Some(&args.target)).map_err(|e| anyhow::anyhow!(e))?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let text = headcount::config::starter(Some(&args.source), Some(&args.target))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     let schema_dir = dir.join("schemas");
     std::fs::create_dir_all(&schema_dir)?;
-    std::fs::write(schema_dir.join("headcount.schema.json"), headcount::config::schema_json())?;
+    std::fs::write(
+        schema_dir.join("headcount.schema.json"),
+        headcount::config::schema_json(),
+    )?;
     std::fs::write(path, text)?;
-    println!("Wrote {} and {}.", path.display(), schema_dir.join("headcount.schema.json").display());
+    println!(
+        "Wrote {} and {}.",
+        path.display(),
+        schema_dir.join("headcount.schema.json").display()
+    );
     ui.note("Edit it, then run `headcount validate` and `headcount plan`.");
     Ok(EXIT_OK)
 }
@@ -28,7 +42,8 @@ pub async fn validate(cli: &Cli, args: &ValidateArgs, ui: &Ui) -> anyhow::Result
         ui.note(format!("warning: {w}"));
     }
     if args.online {
-        let problems = headcount::config::check_secrets(&engine.loaded.config, &engine.loaded.base_dir);
+        let problems =
+            headcount::config::check_secrets(&engine.loaded.config, &engine.loaded.base_dir);
         if !problems.is_empty() {
             for p in &problems {
                 eprintln!("error: {p}");
@@ -92,7 +107,11 @@ pub fn fields(args: &FieldsArgs) -> anyhow::Result<u8> {
                         {
                             let mut n = f.notes.to_string();
                             if f.sensitive {
-                                n = if n.is_empty() { "sensitive".into() } else { format!("sensitive; {n}") };
+                                n = if n.is_empty() {
+                                    "sensitive".into()
+                                } else {
+                                    format!("sensitive; {n}")
+                                };
                             }
                             n
                         },
@@ -124,7 +143,11 @@ pub fn fields(args: &FieldsArgs) -> anyhow::Result<u8> {
             if let Some(prefix) = catalog::custom_field_prefix(args.kind) {
                 println!(
                     "{prefix}<key>  string  yes  no  custom field; declare the key in the target's `{}` list",
-                    if args.kind == catalog::TargetKind::Zendesk { "user_fields" } else { "custom_fields" }
+                    if args.kind == catalog::TargetKind::Zendesk {
+                        "user_fields"
+                    } else {
+                        "custom_fields"
+                    }
                 );
             }
         }

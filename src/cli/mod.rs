@@ -76,7 +76,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 pub fn main() -> ExitCode {
     let cli = <Cli as clap::Parser>::parse();
     init_tracing(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

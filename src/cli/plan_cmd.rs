@@ -19,11 +19,21 @@ pub async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<u8> {
     let conns = engine.connect(&specs, true)?;
     let state = engine.store.load()?;
     let snap = engine.read(&conns).await;
-    let planned = engine.plan(&specs, &snap, state.as_ref(), args.allow_mass_removal, args.syncs.is_empty());
+    let planned = engine.plan(
+        &specs,
+        &snap,
+        state.as_ref(),
+        args.allow_mass_removal,
+        args.syncs.is_empty(),
+    );
     let doc = engine.document(&planned, state.as_ref());
     if let Some(out) = &args.out {
         write_plan(out, &doc)?;
-        ui.note(format!("Saved the plan to {}; apply it with `headcount apply {}`.", out.display(), out.display()));
+        ui.note(format!(
+            "Saved the plan to {}; apply it with `headcount apply {}`.",
+            out.display(),
+            out.display()
+        ));
     }
     print!("{}", render_doc(&doc, args.format, ui));
     Ok(exit_code(&doc, args.detailed_exitcode, args.strict))
@@ -57,7 +67,10 @@ pub fn render_doc(doc: &PlanDocument, format: Format, ui: &Ui) -> String {
 pub fn write_plan(path: &Path, doc: &PlanDocument) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(doc)?;
     text.push('\n');
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
@@ -74,7 +87,10 @@ pub fn read_plan(path: &Path) -> anyhow::Result<PlanDocument> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the plan file {}", path.display()))?;
     let raw: serde_json::Value = serde_json::from_str(&text).with_context(|| {
-        format!("{} is not a plan file (not JSON): write one with `headcount plan --out FILE`", path.display())
+        format!(
+            "{} is not a plan file (not JSON): write one with `headcount plan --out FILE`",
+            path.display()
+        )
     })?;
     match raw.get("format_version").and_then(|v| v.as_str()) {
         Some(FORMAT_VERSION) => {}
@@ -82,9 +98,13 @@ pub fn read_plan(path: &Path) -> anyhow::Result<PlanDocument> {
             "{} has plan format_version {other}; this build reads version {FORMAT_VERSION}: re-run `headcount plan --out` with this version",
             path.display()
         ),
-        None => anyhow::bail!("{} is not a headcount plan (no format_version)", path.display()),
+        None => anyhow::bail!(
+            "{} is not a headcount plan (no format_version)",
+            path.display()
+        ),
     }
-    serde_json::from_value(raw).with_context(|| format!("{} is not a valid plan document", path.display()))
+    serde_json::from_value(raw)
+        .with_context(|| format!("{} is not a valid plan document", path.display()))
 }
 
 pub fn show(args: &ShowArgs, ui: &Ui) -> anyhow::Result<u8> {

@@ -8,8 +8,11 @@ use super::{EXIT_OK, Ui};
 /// The state store of the config, without validating the syncs (state commands must work even
 /// when the config is mid-edit).
 fn store(cli: &Cli) -> anyhow::Result<StateStore> {
-    let loaded = headcount::config::load(&cli.config).map_err(|e| anyhow::anyhow!(e.render(false)))?;
-    Ok(StateStore::new(loaded.base_dir.join(&loaded.config.state.path)))
+    let loaded =
+        headcount::config::load(&cli.config).map_err(|e| anyhow::anyhow!(e.render(false)))?;
+    Ok(StateStore::new(
+        loaded.base_dir.join(&loaded.config.state.path),
+    ))
 }
 
 pub fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
@@ -17,7 +20,10 @@ pub fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
     match cmd {
         StateCommand::List { sync } => {
             let Some(state) = store.load()? else {
-                ui.note(format!("No state at {} yet: nothing is managed.", store.path().display()));
+                ui.note(format!(
+                    "No state at {} yet: nothing is managed.",
+                    store.path().display()
+                ));
                 return Ok(EXIT_OK);
             };
             for row in state.list_rows() {
@@ -30,7 +36,10 @@ pub fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
         }
         StateCommand::Show { id } => {
             let Some(state) = store.load()? else {
-                anyhow::bail!("no state at {} yet: nothing is managed", store.path().display());
+                anyhow::bail!(
+                    "no state at {} yet: nothing is managed",
+                    store.path().display()
+                );
             };
             let account = state.show_account(id)?;
             println!("{}", serde_json::to_string_pretty(&account)?);
@@ -39,12 +48,17 @@ pub fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
         StateCommand::Forget { id } => {
             let guard = store.lock("state forget")?;
             let Some(mut state) = store.recover(&guard)? else {
-                anyhow::bail!("no state at {} yet: nothing is managed", store.path().display());
+                anyhow::bail!(
+                    "no state at {} yet: nothing is managed",
+                    store.path().display()
+                );
             };
             let op = state.forget_account(id)?;
             state.apply_op(&op);
             store.commit(&guard, &mut state)?;
-            println!("Forgot {id}: headcount no longer manages it; the account itself was not changed.");
+            println!(
+                "Forgot {id}: headcount no longer manages it; the account itself was not changed."
+            );
             Ok(EXIT_OK)
         }
         StateCommand::Unlock => {

@@ -61,9 +61,16 @@ pub struct At {
     pub len: u32,
 }
 
-/// One problem in a config file.
-#[derive(Debug, Clone)]
+/// One problem in a config file. Boxed inside so that `Result<_, ConfigError>` stays small.
+/// Displays as `path:line:column: message`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}: {}", self.location(), self.inner.message)]
 pub struct ConfigError {
+    inner: Box<Inner>,
+}
+
+#[derive(Debug, Clone)]
+struct Inner {
     kind: ErrorKind,
     path: String,
     message: String,
@@ -78,14 +85,16 @@ impl ConfigError {
     /// An error about the file as a whole (no position).
     pub fn new(kind: ErrorKind, path: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
-            kind,
-            path: path.into(),
-            message: message.into(),
-            help: None,
-            label: None,
-            at: None,
-            source: None,
-            span: None,
+            inner: Box::new(Inner {
+                kind,
+                path: path.into(),
+                message: message.into(),
+                help: None,
+                label: None,
+                at: None,
+                source: None,
+                span: None,
+            }),
         }
     }
 
@@ -97,71 +106,71 @@ impl ConfigError {
         let column = column.max(1);
         let start = byte_of(text, line, column);
         let end = start_plus_chars(text, start, len.max(1) as usize);
-        self.at = Some(At {
+        self.inner.at = Some(At {
             line,
             column,
             len: len.max(1),
         });
-        self.source = Some(NamedSource::new(&self.path, Arc::clone(text)));
-        self.span = Some(SourceSpan::from((start, end.saturating_sub(start))));
+        self.inner.source = Some(NamedSource::new(&self.inner.path, Arc::clone(text)));
+        self.inner.span = Some(SourceSpan::from((start, end.saturating_sub(start))));
         self
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.inner.help = Some(help.into());
         self
     }
 
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
+        self.inner.label = Some(label.into());
         self
     }
 
     /// Masks `bytes` of the source shown with this error: used for literal secrets, which must
     /// never be echoed back (errors end up in CI logs).
     pub fn redact(mut self, bytes: std::ops::Range<usize>) -> Self {
-        if let Some(src) = &self.source {
+        if let Some(src) = &self.inner.source {
             let masked = redact_text(src.inner(), bytes);
-            self.source = Some(NamedSource::new(&self.path, Arc::new(masked)));
+            self.inner.source = Some(NamedSource::new(&self.inner.path, Arc::new(masked)));
         }
         self
     }
 
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The message without location.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
 
     pub fn help_text(&self) -> Option<&str> {
-        self.help.as_deref()
+        self.inner.help.as_deref()
     }
 
     /// The file name used in messages.
     pub fn path(&self) -> &str {
-        &self.path
+        &self.inner.path
     }
 
     pub fn position(&self) -> Option<At> {
-        self.at
+        self.inner.at
     }
 
     pub fn line(&self) -> Option<u32> {
-        self.at.map(|a| a.line)
+        self.inner.at.map(|a| a.line)
     }
 
     pub fn column(&self) -> Option<u32> {
-        self.at.map(|a| a.column)
+        self.inner.at.map(|a| a.column)
     }
 
     /// `path:line:column` or just `path`.
     pub fn location(&self) -> String {
-        match self.at {
-            Some(at) => format!("{}:{}:{}", self.path, at.line, at.column),
-            None => self.path.clone(),
+        match self.inner.at {
+            Some(at) => format!("{}:{}:{}", self.inner.path, at.line, at.column),
+            None => self.inner.path.clone(),
         }
     }
 
@@ -175,48 +184,48 @@ impl ConfigError {
             self.location(),
             p.reset,
             p.bold_red,
-            self.message,
+            self.inner.message,
             p.reset
         );
-        if let (Some(at), Some(src)) = (self.at, &self.source) {
-            out.push_str(&snippet(src.inner(), at, self.label.as_deref(), &p));
+        if let (Some(at), Some(src)) = (self.inner.at, &self.inner.source) {
+            out.push_str(&snippet(src.inner(), at, self.inner.label.as_deref(), &p));
         }
-        if let Some(help) = &self.help {
+        if let Some(help) = &self.inner.help {
             out.push_str(&format!("  {}= help:{} {help}\n", p.cyan, p.reset));
         }
         out
     }
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location(), self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 impl Diagnostic for ConfigError {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.kind.code()))
+        Some(Box::new(self.inner.kind.code()))
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
+        self.inner
+            .help
             .as_ref()
             .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.source.as_ref().map(|s| s as &dyn SourceCode)
+        self.inner.source.as_ref().map(|s| s as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let span = self.span?;
-        Some(Box::new(std::iter::once(LabeledSpan::new_primary_with_span(
-            Some(self.label.clone().unwrap_or_else(|| "here".to_string())),
-            span,
-        ))))
+        let span = self.inner.span?;
+        Some(Box::new(std::iter::once(
+            LabeledSpan::new_primary_with_span(
+                Some(
+                    self.inner
+                        .label
+                        .clone()
+                        .unwrap_or_else(|| "here".to_string()),
+                ),
+                span,
+            ),
+        )))
     }
 }
 
@@ -429,6 +438,7 @@ fn redact_text(text: &str, bytes: std::ops::Range<usize>) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -368,7 +368,9 @@ syncs:
         "    # Target fields that match a person to an existing account, in precedence order.\n    identity: {}\n",
         t.identity
     ));
-    out.push_str("    # Target field: CEL expression. `null` leaves the field unset.\n    fields:\n");
+    out.push_str(
+        "    # Target field: CEL expression. `null` leaves the field unset.\n    fields:\n",
+    );
     for (field, expr) in &t.fields {
         out.push_str(&format!(
             "      {}: {}\n",
@@ -400,7 +402,7 @@ syncs:
         "    # What happens to a managed account that is no longer in scope.\n    removed: {removed}\n"
     ));
     out.push_str(
-        "    # manage: all                       # also manage accounts headcount did not create or\n    # protect: [admin@example.com]      # adopt, except these (default: owned)\n",
+        "    # manage: all                       # also take over accounts headcount did not create,\n    # protect: [admin@example.com]      # except these (default: `manage: owned`)\n",
     );
     out.push_str(
         "    # Refuse a plan that removes more than this (a count or a share of managed accounts).\n    limits: { max_removals: \"10%\" }\n",
@@ -410,8 +412,7 @@ syncs:
 
 /// A mapping key: plain when safe, else single-quoted (SCIM paths hold `[`, `"` and spaces).
 fn yaml_scalar_key(s: &str) -> String {
-    if s
-        .chars()
+    if s.chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.'))
     {
         s.to_string()
@@ -421,13 +422,16 @@ fn yaml_scalar_key(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn default_starter_starts_with_the_modeline() {
         let text = starter(None, None).unwrap();
-        assert!(text.starts_with("# yaml-language-server: $schema=./schemas/headcount.schema.json\n"));
+        assert!(
+            text.starts_with("# yaml-language-server: $schema=./schemas/headcount.schema.json\n")
+        );
         assert!(text.contains("kind: csv\n"));
         assert!(text.contains("kind: csv_export\n"));
     }
@@ -436,7 +440,10 @@ mod tests {
     fn unknown_kinds_list_the_valid_ones() {
         let e = starter(Some("googl_workspace"), None).unwrap_err();
         assert!(e.contains("did you mean `google_workspace`"), "{e}");
-        assert!(e.contains("csv, google_workspace, entra_id, zendesk, ldap, scim"), "{e}");
+        assert!(
+            e.contains("csv, google_workspace, entra_id, zendesk, ldap, scim"),
+            "{e}"
+        );
         let e = starter(None, Some("jira")).unwrap_err();
         assert!(e.contains("csv_export, mojo_helpdesk"), "{e}");
     }

@@ -15,7 +15,7 @@ use serde_saphyr::MessageFormatter;
 use super::diagnostic::{ConfigError, ErrorKind};
 use super::model::{Config, SourceConfig, TargetConfig};
 use super::secret::LITERAL_SECRET;
-use super::tree::{NodeId, NodeKind, Seg, Tree, TreeLimits};
+use super::tree::{NodeId, NodeKind, Seg, Style, Tree, TreeLimits};
 
 /// The config format versions this build reads.
 pub const SUPPORTED_VERSIONS: &[u32] = &[1];
@@ -128,11 +128,11 @@ fn decode(bytes: &[u8], name: &str) -> Result<String, ConfigError> {
         Err(e) => {
             let valid = &bytes[..e.valid_up_to()];
             let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
-            let line_start = valid
-                .iter()
-                .rposition(|b| *b == b'\n')
-                .map_or(0, |p| p + 1);
-            let column = String::from_utf8_lossy(&valid[line_start..]).chars().count() + 1;
+            let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+            let column = String::from_utf8_lossy(&valid[line_start..])
+                .chars()
+                .count()
+                + 1;
             Err(ConfigError::new(
                 ErrorKind::Encoding,
                 name,
@@ -175,6 +175,15 @@ pub fn parse(text: &str, path_for_messages: &Path) -> Result<Config, ConfigError
             )
         };
         let prefix = if e.budget { "" } else { "YAML syntax error: " };
+        let help = match e.open_flow {
+            Some((c, m)) => format!(
+                "the `{c}` at line {}, column {} is not closed: close it with `{}` (or quote the value if the `{c}` is text)",
+                m.line,
+                m.col,
+                if c == '[' { ']' } else { '}' }
+            ),
+            None => help.to_string(),
+        };
         ConfigError::new(kind, &name, format!("{prefix}{}", e.message))
             .at(&shared, e.mark.line, e.mark.col, 1)
             .with_help(help)
@@ -184,24 +193,16 @@ pub fn parse(text: &str, path_for_messages: &Path) -> Result<Config, ConfigError
         .map_err(|e| translate(&e, &tree, &shared, &name))
 }
 
-/// Budgets for the typed pass: the tree pass already bounded nodes and depth; these also bound
-/// alias expansion (a "billion laughs" file expands only here).
+/// Options for the typed pass. The tree pass has already bounded size, nodes, depth and alias
+/// count (so serde-saphyr's own budget pre-pass, a second full parse, is skipped); what remains
+/// is alias *expansion*, which only happens here (a "billion laughs" file), and is capped.
 fn options() -> serde_saphyr::Options {
     serde_saphyr::options! {
-        budget: serde_saphyr::budget! {
-            max_depth: 64,
-            max_nodes: 100_000,
-            max_events: 400_000,
-            max_aliases: 1_000,
-            max_anchors: 1_000,
-            max_documents: 1,
-            max_merge_keys: 1_000,
-            max_total_scalar_bytes: MAX_CONFIG_BYTES,
-            max_reader_input_bytes: Some(MAX_CONFIG_BYTES),
-        },
+        budget: None,
         alias_limits: serde_saphyr::alias_limits! {
             max_total_replayed_events: 100_000,
             max_replay_stack_depth: 16,
+            max_alias_expansions_per_anchor: 1_000,
         },
         with_snippet: false,
     }
@@ -357,12 +358,15 @@ fn serde_text(e: &serde_saphyr::Error) -> Option<String> {
 }
 
 /// serde-saphyr cannot tell where inside an internally tagged enum (a source or target entry)
-/// an error happened: it reports the entry. This re-runs serde on growing prefixes of the
-/// entry (its `kind` always first), in document order; the node whose addition first produces
-/// the same error is the culprit. Entries are small, so the quadratic cost does not matter.
+/// an error happened: it reports the entry. This re-runs serde on prefixes of the entry (its
+/// `kind` always first) in document order; the node whose addition first produces the same
+/// error is the culprit.
 fn refine(tree: &Tree, section: &str, entry_name: &str, want: &str) -> Option<NodeId> {
     const MAX_STEPS: usize = 1_000;
-    let entry = tree.at(&[Seg::Key(section.to_string()), Seg::Key(entry_name.to_string())])?;
+    let entry = tree.at(&[
+        Seg::Key(section.to_string()),
+        Seg::Key(entry_name.to_string()),
+    ])?;
     let entries = tree.entries(entry);
     let kind = entries
         .iter()
@@ -394,9 +398,13 @@ fn refine(tree: &Tree, section: &str, entry_name: &str, want: &str) -> Option<No
         }
         let value = serde_json::Value::Object(map);
         let err = if section == "sources" {
-            SourceConfig::deserialize(value).err().map(|e| e.to_string())
+            SourceConfig::deserialize(value)
+                .err()
+                .map(|e| e.to_string())
         } else {
-            TargetConfig::deserialize(value).err().map(|e| e.to_string())
+            TargetConfig::deserialize(value)
+                .err()
+                .map(|e| e.to_string())
         };
         (err, visited)
     };
@@ -404,13 +412,21 @@ fn refine(tree: &Tree, section: &str, entry_name: &str, want: &str) -> Option<No
         return kind.map(|(_, v)| v);
     }
     let total = attempt(MAX_STEPS + 1).1.len();
-    if total > MAX_STEPS {
+    if total > MAX_STEPS || attempt(total).0.as_deref() != Some(want) {
         return None;
     }
-    (1..=total).find_map(|n| match attempt(n) {
-        (Some(e), visited) if e == want => visited.last().copied(),
-        _ => None,
-    })
+    // Once the culprit is in, every longer prefix fails on it too (serde stops at the first
+    // error, in document order), so the first failing prefix can be found by bisection.
+    let (mut lo, mut hi) = (1, total);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if attempt(mid).0.as_deref() == Some(want) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    attempt(lo).1.last().copied()
 }
 
 /// The nearest candidate by edit distance, or else one that the word is a prefix of
@@ -477,11 +493,28 @@ pub(crate) fn sync_label(tree: &Tree, index: usize) -> String {
             Seg::Index(index),
             Seg::Key("name".into()),
         ])
+        .filter(|n| {
+            matches!(&tree.node(*n).kind, NodeKind::Scalar { style, .. } if *style != Style::Plain)
+                || !matches!(tree.scalar(*n), Some("" | "~" | "null" | "Null" | "NULL"))
+        })
         .and_then(|n| tree.scalar(n))
         .filter(|n| !n.trim().is_empty());
     match name {
         Some(n) => format!("sync `{n}`"),
         None => format!("sync #{}", index + 1),
+    }
+}
+
+/// serde's and serde-saphyr's names for what was expected, in the config's words.
+fn friendly_expected(expected: &str) -> String {
+    match expected {
+        "internally tagged enum SourceConfig" => "a source: a mapping with `kind`".to_string(),
+        "internally tagged enum TargetConfig" => "a target: a mapping with `kind`".to_string(),
+        "mapping start" | "a map" => "a mapping".to_string(),
+        "sequence start" | "a sequence" => "a list".to_string(),
+        "string scalar" => "a string".to_string(),
+        e if e.starts_with("struct ") => "a mapping".to_string(),
+        e => e.to_string(),
     }
 }
 
@@ -536,12 +569,6 @@ fn translate(
         None => (line, col, 1),
     };
 
-    let node_is_key = node.is_some_and(|id| {
-        tree.nodes.iter().any(|n| match &n.kind {
-            NodeKind::Map(entries) => entries.iter().any(|(k, _)| *k == id),
-            _ => false,
-        })
-    });
     // The key the error is about, and the mapping it sits in.
     let key = path.iter().rev().find_map(|s| match s {
         Seg::Key(k) => Some(k.clone()),
@@ -552,9 +579,13 @@ fn translate(
         None => &path[..],
     };
     let ctx = describe(tree, owner);
-    let key_ctx = match &key {
-        Some(k) => format!("`{k}` {ctx}"),
-        None => ctx.clone(),
+    let mut missing_at: Option<NodeId> = None;
+    let key_ctx = match (path.as_slice(), &key) {
+        ([Seg::Key(s), Seg::Key(n)], _) if s == "sources" || s == "targets" => {
+            format!("{} `{n}`", &s[..s.len() - 1])
+        }
+        (_, Some(k)) => format!("`{k}` {ctx}"),
+        (_, None) => ctx.clone(),
     };
 
     let mut out = match inner {
@@ -581,26 +612,19 @@ fn translate(
                 .with_help(help)
         }
         E::SerdeMissingField { field, .. } => {
-            // Reported at the mapping (or its owner's key): name the mapping itself.
-            let here = match node {
-                Some(id) if node_is_key => {
-                    let value = tree
-                        .nodes
-                        .iter()
-                        .find_map(|n| match &n.kind {
-                            NodeKind::Map(entries) => {
-                                entries.iter().find(|(k, _)| *k == id).map(|(_, v)| *v)
-                            }
-                            _ => None,
-                        })
-                        .map(|v| tree.resolve(v));
-                    if value.is_some_and(|v| matches!(tree.node(v).kind, NodeKind::Map(_))) {
-                        describe(tree, &path)
-                    } else {
-                        ctx.clone()
-                    }
+            // serde-saphyr reports a missing field at the last key of the mapping that lacks
+            // it, or, inside a source or target, at the entry's name.
+            let entry = matches!(path.as_slice(), [Seg::Key(s), Seg::Key(_)] if s == "sources" || s == "targets");
+            let here = if entry {
+                describe(tree, &path)
+            } else {
+                // Point at the start of the mapping rather than at its last key.
+                if let Some(map) = tree.at(owner)
+                    && let Some((first, _)) = tree.entries(map).first()
+                {
+                    missing_at = Some(*first);
                 }
-                _ => describe(tree, &path),
+                ctx.clone()
             };
             let help = if *field == "kind" {
                 let kinds = if path.first() == Some(&Seg::Key("targets".into())) {
@@ -644,16 +668,28 @@ fn translate(
                 .with_label("unknown value")
                 .with_help(format!("valid values: {}", expected.join(", ")))
         }
+        E::Unexpected { expected, .. } => {
+            let expected = friendly_expected(expected);
+            ConfigError::new(
+                ErrorKind::Type,
+                name,
+                format!("{key_ctx} has the wrong type: expected {expected}"),
+            )
+            .with_label(format!("expected {expected}"))
+        }
         E::SerdeInvalidType {
             unexpected,
             expected,
             ..
-        } => ConfigError::new(
+        } => {
+            let expected = friendly_expected(expected);
+            ConfigError::new(
             ErrorKind::Type,
             name,
             format!("{key_ctx} has the wrong type: expected {expected}, found {unexpected}"),
         )
-        .with_label(format!("expected {expected}")),
+        .with_label(format!("expected {expected}"))
+        }
         E::SerdeInvalidValue {
             unexpected,
             expected,
@@ -733,6 +769,13 @@ fn translate(
             ConfigError::new(ErrorKind::Type, name, msg)
         }
     };
+    let (at_line, at_col, len) = match missing_at {
+        Some(id) => {
+            let n = tree.node(id);
+            (n.start.line, n.start.col, span_len(tree, id))
+        }
+        None => (at_line, at_col, len),
+    };
     if at_line > 0 {
         out = out.at(text, at_line, at_col, len);
         if out.kind() == ErrorKind::Secret
@@ -746,6 +789,7 @@ fn translate(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -757,7 +801,10 @@ mod tests {
     fn version_is_checked_before_the_typed_pass() {
         let e = err("version: 7\nnonsense: 1\n");
         assert_eq!(e.kind(), ErrorKind::Version);
-        assert!(e.message().contains("unsupported config version 7: this build reads version 1"));
+        assert!(
+            e.message()
+                .contains("unsupported config version 7: this build reads version 1")
+        );
         assert_eq!((e.line(), e.column()), (Some(1), Some(10)));
         let e = err("sources: {}\n");
         assert!(e.message().contains("`version` is missing"), "{e}");
@@ -769,7 +816,8 @@ mod tests {
 
     #[test]
     fn errors_inside_sources_point_at_the_key() {
-        let text = "version: 1\nsources:\n  hr:\n    kind: csv\n    path: a.csv\n    delimitr: ';'\n";
+        let text =
+            "version: 1\nsources:\n  hr:\n    kind: csv\n    path: a.csv\n    delimitr: ';'\n";
         let e = err(text);
         assert_eq!(e.kind(), ErrorKind::UnknownKey);
         assert_eq!((e.line(), e.column()), (Some(6), Some(5)), "{e}");
@@ -779,9 +827,13 @@ mod tests {
 
     #[test]
     fn kind_may_come_last() {
-        let text = "version: 1\ntargets:\n  t:\n    dir: out\n    max_rows: 5\n    kind: csv_export\n";
+        let text =
+            "version: 1\ntargets:\n  t:\n    dir: out\n    max_rows: 5\n    kind: csv_export\n";
         let e = err(text);
         assert_eq!((e.line(), e.column()), (Some(5), Some(5)), "{e}");
-        assert!(e.message().contains("did you mean `max_rows_per_file`"), "{e}");
+        assert!(
+            e.message().contains("did you mean `max_rows_per_file`"),
+            "{e}"
+        );
     }
 }

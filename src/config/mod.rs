@@ -16,7 +16,7 @@ pub use init::starter;
 pub use load::{LoadedConfig, MAX_CONFIG_BYTES, SUPPORTED_VERSIONS, load, parse};
 pub use located::{Located, Pos};
 pub use model::*;
-pub use secret::{SecretError, SecretRef};
 pub use schema::schema_json;
+pub use secret::{SecretError, SecretRef};
 pub use units::{parse_duration, parse_max_removals, parse_rate_limit};
 pub use validate::{Validated, check_secrets, validate};

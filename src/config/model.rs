@@ -475,7 +475,8 @@ impl<'de> Deserialize<'de> for MaxRemovals {
                 Ok(MaxRemovals::Count(v))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<MaxRemovals, E> {
-                Ok(u64::try_from(v).map_or_else(|_| MaxRemovals::Text(v.to_string()), MaxRemovals::Count))
+                Ok(u64::try_from(v)
+                    .map_or_else(|_| MaxRemovals::Text(v.to_string()), MaxRemovals::Count))
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<MaxRemovals, E> {
                 Ok(MaxRemovals::Text(v.to_string()))

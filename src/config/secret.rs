@@ -82,7 +82,11 @@ impl<'de> serde::de::Visitor<'de> for SecretVisitor {
             if value.trim().is_empty() {
                 return Err(A::Error::custom(format!(
                     "`{key}` of the secret reference is empty: name the {}",
-                    if key == "env" { "environment variable" } else { "file" }
+                    if key == "env" {
+                        "environment variable"
+                    } else {
+                        "file"
+                    }
                 )));
             }
             if found.is_some() {

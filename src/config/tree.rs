@@ -67,6 +67,9 @@ pub struct TreeError {
     pub message: String,
     pub mark: Mark,
     pub budget: bool,
+    /// Where an unclosed `[` or `{` was opened, when the error happened inside one: the parser
+    /// notices only later, often lines away.
+    pub open_flow: Option<(char, Mark)>,
 }
 
 /// Input budgets: the tree pass runs on untrusted text (a pull request can change the config).
@@ -75,6 +78,9 @@ pub struct TreeLimits {
     pub max_nodes: usize,
     pub max_depth: usize,
     pub max_aliases: usize,
+    /// Size of the document with every alias expanded (bytes of scalars plus one per node):
+    /// a few aliases of a large anchor would otherwise make the typed pass copy it many times.
+    pub max_expanded: u64,
 }
 
 impl Default for TreeLimits {
@@ -83,6 +89,7 @@ impl Default for TreeLimits {
             max_nodes: 100_000,
             max_depth: 64,
             max_aliases: 1_000,
+            max_expanded: 16 * 1024 * 1024,
         }
     }
 }
@@ -93,6 +100,8 @@ pub struct Tree {
     /// The document's root node; `None` for an empty document.
     pub root: Option<NodeId>,
     anchors: HashMap<usize, NodeId>,
+    /// Expanded size of each node (see [`TreeLimits::max_expanded`]).
+    weight: Vec<u64>,
 }
 
 enum Open {
@@ -110,9 +119,11 @@ enum Open {
 }
 
 fn mark_of(m: &granit_parser::Marker, text: &str) -> Mark {
-    let byte = m
-        .byte_offset()
-        .unwrap_or_else(|| text.char_indices().nth(m.index()).map_or(text.len(), |(b, _)| b));
+    let byte = m.byte_offset().unwrap_or_else(|| {
+        text.char_indices()
+            .nth(m.index())
+            .map_or(text.len(), |(b, _)| b)
+    });
     Mark {
         line: u32::try_from(m.line()).unwrap_or(u32::MAX),
         col: u32::try_from(m.col()).unwrap_or(u32::MAX).saturating_add(1),
@@ -134,6 +145,8 @@ impl Tree {
         let mut stack: Vec<Open> = Vec::new();
         let mut documents = 0usize;
         let mut aliases = 0usize;
+        // Flow collections currently open, innermost last.
+        let mut flows: Vec<Option<(char, Mark)>> = Vec::new();
 
         while let Some(next) = parser.next_event() {
             let (event, span) = match next {
@@ -145,6 +158,7 @@ impl Tree {
                         message: info,
                         mark: mark_of(e.marker(), text),
                         budget,
+                        open_flow: flows.iter().rev().flatten().next().copied(),
                     });
                 }
             };
@@ -158,6 +172,7 @@ impl Tree {
                             message: "the config file holds more than one YAML document (a second `---`); keep one".to_string(),
                             mark: start,
                             budget: false,
+                            open_flow: None,
                         });
                     }
                     None
@@ -193,6 +208,7 @@ impl Tree {
                             ),
                             mark: start,
                             budget: true,
+                            open_flow: None,
                         });
                     }
                     Some((
@@ -204,7 +220,12 @@ impl Tree {
                         0,
                     ))
                 }
-                Event::SequenceStart(_, anchor, _) | Event::MappingStart(_, anchor, _) => {
+                Event::SequenceStart(style, anchor, _) | Event::MappingStart(style, anchor, _) => {
+                    let is_seq = matches!(event, Event::SequenceStart(..));
+                    flows.push(
+                        (style == granit_parser::StructureStyle::Flow)
+                            .then_some((if is_seq { '[' } else { '{' }, start)),
+                    );
                     if stack.len() >= limits.max_depth {
                         return Err(TreeError {
                             message: format!(
@@ -213,9 +234,10 @@ impl Tree {
                             ),
                             mark: start,
                             budget: true,
+                            open_flow: None,
                         });
                     }
-                    if matches!(event, Event::SequenceStart(..)) {
+                    if is_seq {
                         stack.push(Open::Seq {
                             start,
                             anchor,
@@ -231,7 +253,7 @@ impl Tree {
                     }
                     None
                 }
-                Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
+                Event::SequenceEnd | Event::MappingEnd => match (flows.pop(), stack.pop()).1 {
                     Some(Open::Seq {
                         start,
                         anchor,
@@ -269,10 +291,34 @@ impl Tree {
                     message: format!("the config has more than {} YAML nodes", limits.max_nodes),
                     mark: node.start,
                     budget: true,
+                    open_flow: None,
+                });
+            }
+            let weight = match &node.kind {
+                NodeKind::Scalar { value, .. } => 1 + value.len() as u64,
+                NodeKind::Alias(a) => tree.anchors.get(a).map_or(1, |target| tree.weight[*target]),
+                NodeKind::Seq(items) => items
+                    .iter()
+                    .fold(1u64, |w, i| w.saturating_add(tree.weight[*i])),
+                NodeKind::Map(entries) => entries.iter().fold(1u64, |w, (k, v)| {
+                    w.saturating_add(tree.weight[*k])
+                        .saturating_add(tree.weight[*v])
+                }),
+            };
+            if weight > limits.max_expanded {
+                return Err(TreeError {
+                    message: format!(
+                        "the config expands to more than {} MiB once its aliases (`*name`) are replaced",
+                        limits.max_expanded / (1024 * 1024)
+                    ),
+                    mark: node.start,
+                    budget: true,
+                    open_flow: None,
                 });
             }
             let id = tree.nodes.len();
             tree.nodes.push(node);
+            tree.weight.push(weight);
             if anchor != 0 {
                 tree.anchors.insert(anchor, id);
             }
@@ -487,6 +533,7 @@ fn scalar_json(value: &str, style: Style, tag: &Option<String>) -> serde_json::V
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -500,7 +547,9 @@ mod tests {
         let b = t.at(&[Seg::Key("a".into()), Seg::Key("b".into())]).unwrap();
         let n = t.node(b);
         assert_eq!((n.start.line, n.start.col), (2, 6));
-        assert!(matches!(&n.kind, NodeKind::Scalar { value, style: Style::SingleQuoted, .. } if value == "x'y"));
+        assert!(
+            matches!(&n.kind, NodeKind::Scalar { value, style: Style::SingleQuoted, .. } if value == "x'y")
+        );
         let c1 = t
             .at(&[Seg::Key("a".into()), Seg::Key("c".into()), Seg::Index(1)])
             .unwrap();
@@ -518,6 +567,11 @@ mod tests {
         let err = Tree::parse("a: [1, 2\n", TreeLimits::default()).unwrap_err();
         assert_eq!(err.mark.line, 1);
         assert!(err.message.contains("bracket"), "{}", err.message);
+        let err = Tree::parse("a: [1, 2\nb: c\n", TreeLimits::default()).unwrap_err();
+        assert_eq!(
+            err.open_flow.map(|(c, m)| (c, m.line, m.col)),
+            Some(('[', 1, 4))
+        );
         let err = Tree::parse("a: 1\n---\nb: 2\n", TreeLimits::default()).unwrap_err();
         assert!(err.message.contains("more than one YAML document"));
     }
@@ -530,7 +584,11 @@ mod tests {
             max_nodes: 10,
             ..TreeLimits::default()
         };
-        assert!(Tree::parse("[1,2,3,4,5,6,7,8,9,10,11,12]", limits).unwrap_err().budget);
+        assert!(
+            Tree::parse("[1,2,3,4,5,6,7,8,9,10,11,12]", limits)
+                .unwrap_err()
+                .budget
+        );
     }
 
     #[test]
@@ -540,7 +598,10 @@ mod tests {
         let mut visited = Vec::new();
         let mut all = usize::MAX;
         let full = t.to_json(root, &mut all, &mut visited, 0).unwrap();
-        assert_eq!(full, serde_json::json!({"kind": "csv", "path": 3, "x": ["a", "b"]}));
+        assert_eq!(
+            full,
+            serde_json::json!({"kind": "csv", "path": 3, "x": ["a", "b"]})
+        );
         let mut remaining = 4;
         let part = t.to_json(root, &mut remaining, &mut Vec::new(), 0).unwrap();
         assert_eq!(part, serde_json::json!({"kind": "csv", "path": null}));

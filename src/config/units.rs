@@ -110,7 +110,9 @@ pub fn parse_max_removals(value: &MaxRemovals) -> Result<MaxRemovalsSpec, String
         return Err(format!("`max_removals` is empty: {hint}"));
     }
     if text.starts_with('-') {
-        return Err(format!("`max_removals` is `{text}`: it cannot be negative; {hint}"));
+        return Err(format!(
+            "`max_removals` is `{text}`: it cannot be negative; {hint}"
+        ));
     }
     let plain_number = |s: &str| {
         !s.is_empty()
@@ -122,7 +124,9 @@ pub fn parse_max_removals(value: &MaxRemovals) -> Result<MaxRemovalsSpec, String
     if let Some(pct) = text.strip_suffix('%') {
         let pct = pct.trim();
         if !plain_number(pct) {
-            return Err(format!("`max_removals` is `{text}`: not a percentage; {hint}"));
+            return Err(format!(
+                "`max_removals` is `{text}`: not a percentage; {hint}"
+            ));
         }
         let p: f64 = pct
             .parse()
@@ -149,6 +153,7 @@ pub fn parse_max_removals(value: &MaxRemovals) -> Result<MaxRemovalsSpec, String
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -168,7 +173,16 @@ mod tests {
                 "{text}"
             );
         }
-        for bad in ["", "120", "0/min", "-1/s", "x/s", "10/fortnight", "1.5/s", "99999999999/s"] {
+        for bad in [
+            "",
+            "120",
+            "0/min",
+            "-1/s",
+            "x/s",
+            "10/fortnight",
+            "1.5/s",
+            "99999999999/s",
+        ] {
             assert!(parse_rate_limit(bad).is_err(), "{bad}");
         }
     }
@@ -185,7 +199,11 @@ mod tests {
             ("0s", 0),
         ];
         for (text, ms) in ok {
-            assert_eq!(parse_duration(text), Ok(Duration::from_millis(ms)), "{text}");
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
         }
         for bad in ["", "30", "s", "5 parsecs", "-1s", "1..2s", "1e400s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
@@ -195,13 +213,18 @@ mod tests {
     #[test]
     fn max_removals() {
         let t = |s: &str| parse_max_removals(&MaxRemovals::Text(s.to_string()));
-        assert_eq!(parse_max_removals(&MaxRemovals::Count(3)), Ok(MaxRemovalsSpec::Count(3)));
+        assert_eq!(
+            parse_max_removals(&MaxRemovals::Count(3)),
+            Ok(MaxRemovalsSpec::Count(3))
+        );
         assert_eq!(t("10%"), Ok(MaxRemovalsSpec::Percent(10.0)));
         assert_eq!(t(" 2.5 %"), Ok(MaxRemovalsSpec::Percent(2.5)));
         assert_eq!(t("100%"), Ok(MaxRemovalsSpec::Percent(100.0)));
         assert_eq!(t("0"), Ok(MaxRemovalsSpec::Count(0)));
         assert_eq!(t("3"), Ok(MaxRemovalsSpec::Count(3)));
-        for bad in ["", "-3", "-5%", "150%", "ten", "10 %%", "1.5", "%", "nan%", "inf%", ".5%"] {
+        for bad in [
+            "", "-3", "-5%", "150%", "ten", "10 %%", "1.5", "%", "nan%", "inf%", ".5%",
+        ] {
             assert!(t(bad).is_err(), "{bad}");
         }
         assert!(t("-3").unwrap_err().contains("negative"));

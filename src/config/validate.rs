@@ -87,10 +87,9 @@ fn source_secrets(source: &SourceConfig) -> Vec<(&'static str, &SecretRef)> {
         )],
         SourceConfig::EntraId { client_secret, .. } => vec![("client_secret", client_secret)],
         SourceConfig::Zendesk { api_token, .. } => vec![("api_token", api_token)],
-        SourceConfig::Ldap { bind_password, .. } => bind_password
-            .iter()
-            .map(|s| ("bind_password", s))
-            .collect(),
+        SourceConfig::Ldap { bind_password, .. } => {
+            bind_password.iter().map(|s| ("bind_password", s)).collect()
+        }
         SourceConfig::Scim { token, .. } => vec![("token", token)],
     }
 }
@@ -121,10 +120,7 @@ struct Cx {
 
 impl Cx {
     fn new(loaded: &LoadedConfig) -> Self {
-        let text = loaded
-            .text
-            .strip_prefix('\u{feff}')
-            .unwrap_or(&loaded.text);
+        let text = loaded.text.strip_prefix('\u{feff}').unwrap_or(&loaded.text);
         // The loader parsed this text already; positions are a help, so a failure here (the
         // config was built in code) only means errors without positions.
         let tree = Tree::parse(text, TreeLimits::default()).unwrap_or_default();
@@ -142,7 +138,12 @@ impl Cx {
         let mut e = ConfigError::new(ErrorKind::Invalid, &self.name, message);
         if let Some(id) = node {
             let n = self.tree.node(id);
-            e = e.at(&self.text, n.start.line, n.start.col, span_len(&self.tree, id));
+            e = e.at(
+                &self.text,
+                n.start.line,
+                n.start.col,
+                span_len(&self.tree, id),
+            );
         }
         if let Some(h) = help {
             e = e.with_help(h);
@@ -343,12 +344,8 @@ impl Cx {
                 const ROLES: [&str; 3] = ["end-user", "agent", "admin"];
                 for (i, role) in roles.iter().enumerate() {
                     if !ROLES.contains(&role.as_str()) {
-                        let node = self.at(&[
-                            key("sources"),
-                            key(name),
-                            key("roles"),
-                            Seg::Index(i),
-                        ]);
+                        let node =
+                            self.at(&[key("sources"), key(name), key("roles"), Seg::Index(i)]);
                         let hint = suggest(role, ROLES)
                             .map(|n| format!("; did you mean `{n}`?"))
                             .unwrap_or_default();
@@ -372,7 +369,9 @@ impl Cx {
                     let node = self.at(&[key("sources"), key(name), key("url")]);
                     self.error(
                         node,
-                        format!("`url` of {owner} must start with ldap:// or ldaps://, not `{url}`"),
+                        format!(
+                            "`url` of {owner} must start with ldap:// or ldaps://, not `{url}`"
+                        ),
                         None,
                     );
                 }
@@ -563,8 +562,14 @@ impl Cx {
                 let first = *first;
                 self.error_at(
                     &sync.name,
-                    format!("sync name `{name}` is used twice (first at line {})", first.line),
-                    Some("sync names must be unique: the state keeps managed accounts by name".into()),
+                    format!(
+                        "sync name `{name}` is used twice (first at line {})",
+                        first.line
+                    ),
+                    Some(
+                        "sync names must be unique: the state keeps managed accounts by name"
+                            .into(),
+                    ),
                 );
             } else {
                 names.insert(name.to_string(), sync.name.pos);
@@ -595,7 +600,9 @@ impl Cx {
                     self.error(
                         node,
                         format!("{label}: {e}"),
-                        Some(format!("`headcount fields {kind}` lists the fields a {kind} target has")),
+                        Some(format!(
+                            "`headcount fields {kind}` lists the fields a {kind} target has"
+                        )),
                     );
                 }
                 let compiled = match expr {
@@ -617,7 +624,11 @@ impl Cx {
             }
             for id in &sync.identity {
                 if identity.contains(&id.value) {
-                    self.error_at(id, format!("{label}: `identity` lists `{}` twice", id.value), None);
+                    self.error_at(
+                        id,
+                        format!("{label}: `identity` lists `{}` twice", id.value),
+                        None,
+                    );
                     continue;
                 }
                 identity.push(id.value.clone());
@@ -630,7 +641,10 @@ impl Cx {
                         Ok(spec) if spec.identity.is_none() => {
                             self.error_at(
                                 id,
-                                format!("{label}: `{}` cannot identify an account in {kind}", id.value),
+                                format!(
+                                    "{label}: `{}` cannot identify an account in {kind}",
+                                    id.value
+                                ),
                                 Some(format!(
                                     "fields of {kind} usable as identity: {}",
                                     identity_fields(kind)
@@ -790,7 +804,9 @@ impl Cx {
                     }
                     (None, off) => (
                         expr.pos.line,
-                        expr.pos.column + u32::try_from(off.unwrap_or(0)).unwrap_or(0),
+                        expr.pos
+                            .column
+                            .saturating_add(u32::try_from(off.unwrap_or(0)).unwrap_or(0)),
                     ),
                 };
                 let mut e = ConfigError::new(
@@ -847,7 +863,7 @@ fn unknown_name<'a>(
 /// scalars (`|`, `>`), which is exact for `|` and close for `>`.
 fn expr_position(tree: &Tree, text: &str, id: NodeId, offset: usize) -> (u32, u32) {
     let node = tree.node(id);
-    let NodeKind::Scalar { style, .. } = &node.kind else {
+    let NodeKind::Scalar { style, value, .. } = &node.kind else {
         return (node.start.line, node.start.col);
     };
     let raw = text.get(node.start.byte..node.end.byte).unwrap_or_default();
@@ -868,7 +884,10 @@ fn expr_position(tree: &Tree, text: &str, id: NodeId, offset: usize) -> (u32, u3
     };
     match positions.get(offset) {
         Some(p) => *p,
+        // Past the end ("unexpected end of expression"): just after the last character, or at
+        // the end of the last line when the value ends with a line break (block scalars).
         None => match positions.last() {
+            Some((l, c)) if value.ends_with('\n') => (*l, *c),
             Some((l, c)) => (*l, c + 1),
             None => (node.start.line, node.start.col),
         },
@@ -905,7 +924,8 @@ fn flow_positions(chars: &[(char, u32, u32)], style: Style) -> Vec<(u32, u32)> {
             i = j;
             continue;
         }
-        if style == Style::SingleQuoted && c == '\'' && chars.get(i + 1).map(|c| c.0) == Some('\'') {
+        if style == Style::SingleQuoted && c == '\'' && chars.get(i + 1).map(|c| c.0) == Some('\'')
+        {
             out.push(pos(i));
             i += 2;
             continue;
@@ -972,6 +992,7 @@ fn block_positions(chars: &[(char, u32, u32)], indent: u32) -> Vec<(u32, u32)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -993,8 +1014,9 @@ mod tests {
         assert_eq!(position_of("e: \"a\\\"b c\"\n", 4), (1, 10));
         // past the end: just after the last character.
         assert_eq!(position_of("e: 'ab =='\n", 99), (1, 10));
-        // literal block.
+        // literal block; past the end is the end of the last line.
         assert_eq!(position_of("e: |\n  ab &&\n  cd ==\n", 9), (3, 6));
+        assert_eq!(position_of("e: |\n  ab &&\n  cd ==\n", 12), (3, 8));
         // folded plain scalar over two lines.
         assert_eq!(position_of("e: ab &&\n  cd\n", 6), (2, 3));
     }

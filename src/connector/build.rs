@@ -19,9 +19,9 @@ pub fn build_source(
     match cfg {
         SourceConfig::Csv { path, delimiter } => {
             if path.trim().is_empty() {
-                return Err(ConnectorError::Config(format!(
-                    "`path` is empty: give the CSV file's path"
-                )));
+                return Err(ConnectorError::Config(
+                    "`path` is empty: give the CSV file's path".to_string(),
+                ));
             }
             let delimiter = parse_delimiter(delimiter.as_deref())?;
             Ok(Box::new(CsvSource::new(resolve(base_dir, path), delimiter)))
@@ -46,9 +46,9 @@ pub fn build_target(
             custom_fields,
         } => {
             if dir.trim().is_empty() {
-                return Err(ConnectorError::Config(format!(
-                    "`dir` is empty: give the folder the export files go to"
-                )));
+                return Err(ConnectorError::Config(
+                    "`dir` is empty: give the folder the export files go to".to_string(),
+                ));
             }
             if !(1..=MAX_ROWS_LIMIT).contains(max_rows_per_file) {
                 return Err(ConnectorError::Config(format!(

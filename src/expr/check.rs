@@ -39,7 +39,12 @@ pub(super) fn depth_within_limit(expr: &IdedExpr) -> bool {
 fn children(expr: &IdedExpr) -> Vec<&IdedExpr> {
     match &expr.expr {
         Node::Unspecified | Node::Ident(_) | Node::Literal(_) => Vec::new(),
-        Node::Call(call) => call.target.as_deref().into_iter().chain(&call.args).collect(),
+        Node::Call(call) => call
+            .target
+            .as_deref()
+            .into_iter()
+            .chain(&call.args)
+            .collect(),
         Node::Comprehension(c) => vec![
             &c.iter_range,
             &c.accu_init,
@@ -48,8 +53,16 @@ fn children(expr: &IdedExpr) -> Vec<&IdedExpr> {
             &c.result,
         ],
         Node::List(list) => list.elements.iter().collect(),
-        Node::Map(map) => map.entries.iter().flat_map(|e| entry_children(&e.expr)).collect(),
-        Node::Struct(s) => s.entries.iter().flat_map(|e| entry_children(&e.expr)).collect(),
+        Node::Map(map) => map
+            .entries
+            .iter()
+            .flat_map(|e| entry_children(&e.expr))
+            .collect(),
+        Node::Struct(s) => s
+            .entries
+            .iter()
+            .flat_map(|e| entry_children(&e.expr))
+            .collect(),
         Node::Select(select) => vec![&select.operand],
     }
 }
@@ -132,7 +145,11 @@ fn walk<'e>(
         Node::Ident(name) => check_ident(name, expr.id, pos, scope),
         Node::Call(call) => {
             if is_operator(&call.func_name) {
-                return walk_all(call.target.as_deref().into_iter().chain(&call.args), pos, scope);
+                return walk_all(
+                    call.target.as_deref().into_iter().chain(&call.args),
+                    pos,
+                    scope,
+                );
             }
             // `optional.of(x)` parses as a call of `of` on `optional`: a namespaced function.
             if let Some(target) = call.target.as_deref()
@@ -148,7 +165,11 @@ fn walk<'e>(
             if call.func_name == "matches" {
                 check_literal_pattern(call.target.as_deref(), &call.args, pos)?;
             }
-            walk_all(call.target.as_deref().into_iter().chain(&call.args), pos, scope)
+            walk_all(
+                call.target.as_deref().into_iter().chain(&call.args),
+                pos,
+                scope,
+            )
         }
         Node::Comprehension(c) => {
             walk(&c.iter_range, pos, scope)?;
@@ -159,7 +180,11 @@ fn walk<'e>(
                 scope.push(var);
             }
             scope.push(&c.accu_var);
-            let inner = walk_all([&c.loop_cond, &c.loop_step, &c.result].into_iter(), pos, scope);
+            let inner = walk_all(
+                [&c.loop_cond, &c.loop_step, &c.result].into_iter(),
+                pos,
+                scope,
+            );
             scope.truncate(outer);
             inner
         }
@@ -186,7 +211,12 @@ fn walk_all<'e>(
     Ok(())
 }
 
-fn check_ident(name: &str, id: u64, pos: &Positions<'_>, scope: &[&str]) -> Result<(), CompileError> {
+fn check_ident(
+    name: &str,
+    id: u64,
+    pos: &Positions<'_>,
+    scope: &[&str],
+) -> Result<(), CompileError> {
     // A leading dot only says "not relative to a container"; the parser's own variables
     // (`@result`) start with `@`.
     let bare = name.strip_prefix('.').unwrap_or(name);
@@ -202,7 +232,9 @@ fn check_ident(name: &str, id: u64, pos: &Positions<'_>, scope: &[&str]) -> Resu
         None => format!("did you mean `user.{bare}`?"),
     };
     Err(error(
-        format!("unknown variable `{bare}`: expressions see `user` (the record) and `source` (its name); {hint}"),
+        format!(
+            "unknown variable `{bare}`: expressions see `user` (the record) and `source` (its name); {hint}"
+        ),
         pos.of(id),
     ))
 }

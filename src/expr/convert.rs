@@ -126,7 +126,12 @@ pub(super) fn val_to_json(val: &dyn Val, depth: usize) -> Result<Value, EvalErro
         let mut entries = map
             .inner()
             .iter()
-            .map(|(k, v)| Ok((key_to_string(k.inner())?, val_to_json(v.as_ref(), depth + 1)?)))
+            .map(|(k, v)| {
+                Ok((
+                    key_to_string(k.inner())?,
+                    val_to_json(v.as_ref(), depth + 1)?,
+                ))
+            })
             .collect::<Result<Vec<_>, EvalError>>()?;
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         return Ok(Value::Object(entries.into_iter().collect()));
@@ -217,9 +222,7 @@ pub(super) fn describe(error: &ExecutionError, missing_user_path: Option<&[Strin
                      {parent}.?{last}.orValue(\"\")"
                 )
             }
-            None => format!(
-                "no such key: {key} (guard with has(...) or use .?{key}.orValue(...))"
-            ),
+            None => format!("no such key: {key} (guard with has(...) or use .?{key}.orValue(...))"),
         },
         ExecutionError::NoSuchOverload(overload) => {
             let types = overload.argument_types();

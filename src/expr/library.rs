@@ -42,7 +42,14 @@ impl Style {
 /// Every function the environment declares, and how it is called. The compile-time check
 /// rejects any other call, so this list must match [`build_env`]: a test calls each entry in
 /// each style and checks the interpreter knows it exactly in the declared ones.
+///
+/// Ours come first: on a tie, the nearest-name suggestion picks the earlier entry, and
+/// `lowercase` should suggest `lower` rather than `lowerAscii`.
 pub(super) const FUNCTIONS: &[(&str, Style)] = &[
+    // ours (`trim` is the extension's method plus our function form)
+    ("lower", Style::Both),
+    ("upper", Style::Both),
+    ("trim", Style::Both),
     // standard library
     ("size", Style::Both),
     ("contains", Style::Method),
@@ -78,10 +85,6 @@ pub(super) const FUNCTIONS: &[(&str, Style)] = &[
     ("format", Style::Method),
     ("reverse", Style::Method),
     ("strings.quote", Style::Global),
-    // ours (`trim` is the extension's method plus our function form)
-    ("trim", Style::Both),
-    ("lower", Style::Both),
-    ("upper", Style::Both),
 ];
 
 /// The macros the parser expands, with a usage line for when one is called the wrong way (the
@@ -92,7 +95,10 @@ pub(super) const MACROS: &[(&str, &str)] = &[
     ("exists", "list.exists(x, condition)"),
     ("exists_one", "list.exists_one(x, condition)"),
     ("existsOne", "list.existsOne(x, condition)"),
-    ("map", "list.map(x, expression) or list.map(x, condition, expression)"),
+    (
+        "map",
+        "list.map(x, expression) or list.map(x, condition, expression)",
+    ),
     ("filter", "list.filter(x, condition)"),
 ];
 
@@ -127,7 +133,7 @@ pub const FUNCTIONS_DOC: &str = r#"| Function | Example | Result / notes |
 | `s.matches(regex)`, `matches(s, regex)` | `user.employeeId.matches("^[0-9]{6}$")` | bool; RE2-style syntax, unanchored unless you use `^`/`$`; a literal pattern is checked when the config is validated |
 | `size(x)`, `x.size()` | `size(user.groups) > 0` | length of a string (in characters), list or map |
 | `has(x.f)` | `has(user.nickname)` | whether the record has the key (true even if its value is `null`) |
-| `x.?f`, `x[?"key"]` | `user.?nickname` | an *optional*: the value if the key exists, else none; chain with `.?` |
+| `x.?f`, `x[?"key"]` | `user.?nickname` | an *optional*: the value if the key exists (even as `null`), else none; chain with `.?` |
 | `opt.orValue(default)` | `user.?nickname.orValue(user.name.givenName)` | the optional's value, else `default` |
 | `opt.hasValue()`, `opt.value()`, `opt.or(other)` | `user.?manager.or(user.?lead)` | test, unwrap, or fall back to another optional |
 | `cond ? a : b` | `user.isAdmin ? "technician" : "user"` | `a` if `cond` is true, else `b` |

@@ -21,6 +21,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use cel::common::types::CelString;
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
 use cel::{Context, Env, ExecutionError, IdedExpr};
 use serde_json::Value;
 
@@ -37,10 +39,17 @@ pub const MAX_SOURCE_CHARS: usize = 10_000;
 const PARSER_STACK_BYTES: usize = 64 * 1024 * 1024;
 
 /// A compiled expression. Cheap to clone and shareable across threads.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Expr {
     source: String,
     compiled: Arc<Compiled>,
+}
+
+impl std::fmt::Debug for Expr {
+    // The text says it all; the tree would bury specs and plans that print an expression.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Expr").field(&self.source).finish()
+    }
 }
 
 /// What compiling produces, shared by the clones of an [`Expr`].
@@ -48,16 +57,6 @@ struct Compiled {
     ast: IdedExpr,
     env: Arc<Env>,
     access: check::UserAccess,
-}
-
-impl std::fmt::Debug for Compiled {
-    // `Env` has no `Debug`; it is the same shared library for every expression anyway.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compiled")
-            .field("ast", &self.ast)
-            .field("access", &self.access)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A compile error; `offset` is a char offset into the expression text when known.
@@ -148,10 +147,12 @@ impl Expr {
 
 impl Compiled {
     fn eval(&self, user: &Value, source: &str) -> Result<Value, EvalError> {
-        let user_val = convert::user_to_val(user, self.access.keys.as_deref())?;
+        let variables = Variables {
+            user: convert::user_to_val(user, self.access.keys.as_deref())?,
+            source: CelString::from(source),
+        };
         let mut context = Context::with_env(Arc::clone(&self.env));
-        context.add_variable_as_val("user", user_val);
-        context.add_variable_as_val("source", Box::new(CelString::from(source)));
+        context.set_variable_resolver(&variables);
         let result = cel::Value::resolve_val(&self.ast, &context)
             .map_err(|e| EvalError(convert::describe(&e, self.missing_path(&e, user))))?;
         convert::val_to_json(result.as_ref(), 0)
@@ -176,6 +177,23 @@ impl Compiled {
             }
             None
         })
+    }
+}
+
+/// The two variables of an evaluation. Served through a resolver rather than bound on the
+/// context, which would allocate their names and a map for every record.
+struct Variables<'v> {
+    user: Box<dyn Val + 'v>,
+    source: CelString<'v>,
+}
+
+impl VariableResolver for Variables<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        match variable {
+            "user" => Some(CowVal::Borrowed(self.user.as_ref())),
+            "source" => Some(CowVal::Borrowed(&self.source)),
+            _ => None,
+        }
     }
 }
 
@@ -218,7 +236,10 @@ fn syntax_error(source: &str, errors: &cel::ParseErrors) -> CompileError {
             offset: None,
         };
     };
-    let raw = first.msg.strip_prefix("Syntax error: ").unwrap_or(&first.msg);
+    let raw = first
+        .msg
+        .strip_prefix("Syntax error: ")
+        .unwrap_or(&first.msg);
     if raw.contains("Recursion limit") {
         return CompileError {
             message: "expression nests too deeply".to_owned(),
@@ -228,7 +249,11 @@ fn syntax_error(source: &str, errors: &cel::ParseErrors) -> CompileError {
     let quoted = |prefix: &str| {
         raw.strip_prefix(prefix)
             .and_then(|rest| rest.strip_prefix('\''))
-            .and_then(|rest| rest.split_once("' ").map(|(token, _)| token).or(rest.strip_suffix('\'')))
+            .and_then(|rest| {
+                rest.split_once("' ")
+                    .map(|(token, _)| token)
+                    .or(rest.strip_suffix('\''))
+            })
     };
     let message = match quoted("mismatched input ")
         .or_else(|| quoted("extraneous input "))
@@ -236,10 +261,18 @@ fn syntax_error(source: &str, errors: &cel::ParseErrors) -> CompileError {
     {
         Some("<EOF>") => "syntax error: unexpected end of expression".to_owned(),
         Some(token) => format!("syntax error: unexpected `{token}`"),
-        None => match raw.strip_prefix("token recognition error at: ") {
-            Some(text) => format!("syntax error: unexpected {text}"),
-            None => format!("syntax error: {raw}"),
-        },
+        None => {
+            if let Some(text) = raw.strip_prefix("token recognition error at: ") {
+                format!("syntax error: unexpected {text}")
+            } else if let Some((missing, _)) = raw
+                .strip_prefix("missing '")
+                .and_then(|rest| rest.split_once("' at "))
+            {
+                format!("syntax error: missing `{missing}`")
+            } else {
+                format!("syntax error: {raw}")
+            }
+        }
     };
     CompileError {
         message,

@@ -56,7 +56,10 @@ fn evaluates_the_documented_functions() {
         ("user.nickname", Is(Value::Null)),
         ("null", Is(Value::Null)),
         ("user.tags", Is(json!({"team": "blue"}))),
-        ("{\"b\": 1, \"a\": [true, null]}", Is(json!({"a": [true, null], "b": 1}))),
+        (
+            "{\"b\": 1, \"a\": [true, null]}",
+            Is(json!({"a": [true, null], "b": 1})),
+        ),
         // numbers keep their kind
         ("user.age", Is(json!(36))),
         ("user.age + 1", Is(json!(37))),
@@ -72,9 +75,18 @@ fn evaluates_the_documented_functions() {
         ("string(user.age)", Is(json!("36"))),
         ("1u", Is(json!(1))),
         // string functions
-        ("user.primaryEmail.lower()", Is(json!("  ada.lovelace@example.com "))),
-        ("user.primaryEmail.trim().lower()", Is(json!("ada.lovelace@example.com"))),
-        ("lower(trim(user.primaryEmail))", Is(json!("ada.lovelace@example.com"))),
+        (
+            "user.primaryEmail.lower()",
+            Is(json!("  ada.lovelace@example.com ")),
+        ),
+        (
+            "user.primaryEmail.trim().lower()",
+            Is(json!("ada.lovelace@example.com")),
+        ),
+        (
+            "lower(trim(user.primaryEmail))",
+            Is(json!("ada.lovelace@example.com")),
+        ),
         ("user.first.upper()", Is(json!("ADA"))),
         ("upper(user.first)", Is(json!("ADA"))),
         ("user.title.lower()", Is(json!("éva straße"))),
@@ -82,10 +94,19 @@ fn evaluates_the_documented_functions() {
         ("user.title.lowerAscii()", Is(json!("Éva straße"))),
         ("user.name.fullName.trim()", Is(json!("Ada Lovelace"))),
         ("trim(\"\\t x \\n\")", Is(json!("x"))),
-        ("user.orgUnitPath.split(\"/\")", Is(json!(["", "Support", "Tier1"]))),
+        (
+            "user.orgUnitPath.split(\"/\")",
+            Is(json!(["", "Support", "Tier1"])),
+        ),
         ("user.orgUnitPath.split(\"/\")[1]", Is(json!("Support"))),
-        ("user.orgUnitPath.split(\"/\", 2)", Is(json!(["", "Support/Tier1"]))),
-        ("user.groups.join(\", \")", Is(json!("support@example.com, admins@example.com"))),
+        (
+            "user.orgUnitPath.split(\"/\", 2)",
+            Is(json!(["", "Support/Tier1"])),
+        ),
+        (
+            "user.groups.join(\", \")",
+            Is(json!("support@example.com, admins@example.com")),
+        ),
         ("[\"a\", \"b\"].join()", Is(json!("ab"))),
         ("user.first.replace(\"a\", \"4\")", Is(json!("Ad4"))),
         ("\"aaa\".replace(\"a\", \"b\", 2)", Is(json!("bba"))),
@@ -99,28 +120,55 @@ fn evaluates_the_documented_functions() {
         ("user.title.size()", Is(json!(10))),
         ("size(user.groups)", Is(json!(2))),
         ("size(user.tags)", Is(json!(1))),
-        ("user.first + \" \" + user.name.familyName", Is(json!("Ada Lovelace"))),
+        (
+            "user.first + \" \" + user.name.familyName",
+            Is(json!("Ada Lovelace")),
+        ),
         ("user.email.substring(0, 3)", Fails("user.email is not set")),
         ("user.first.substring(1)", Is(json!("da"))),
         ("user.first.indexOf(\"a\")", Is(json!(2))),
-        ("\"%s <%s>\".format([user.first, source])", Is(json!("Ada <workspace>"))),
+        (
+            "\"%s <%s>\".format([user.first, source])",
+            Is(json!("Ada <workspace>")),
+        ),
         ("user.first.reverse()", Is(json!("adA"))),
         // has, ternary, in, macros
         ("has(user.nickname)", Is(json!(true))),
         ("has(user.missing)", Is(json!(false))),
         ("has(user.name.givenName)", Is(json!(true))),
         ("has(user.name.middleName)", Is(json!(false))),
-        ("user.isAdmin ? \"technician\" : \"user\"", Is(json!("technician"))),
-        ("!user.archived && user.orgUnitPath.startsWith(\"/Support\")", Is(json!(true))),
+        (
+            "user.isAdmin ? \"technician\" : \"user\"",
+            Is(json!("technician")),
+        ),
+        (
+            "!user.archived && user.orgUnitPath.startsWith(\"/Support\")",
+            Is(json!(true)),
+        ),
         ("user.suspended || size(user.groups) > 1", Is(json!(true))),
         ("\"admins@example.com\" in user.groups", Is(json!(true))),
         ("\"team\" in user.tags", Is(json!(true))),
         ("\"first\" in user", Is(json!(true))),
-        ("user.groups.exists(g, g.startsWith(\"admins@\"))", Is(json!(true))),
-        ("user.groups.all(g, g.endsWith(\"@example.com\"))", Is(json!(true))),
-        ("user.groups.exists_one(g, g.contains(\"support\"))", Is(json!(true))),
-        ("user.emails.filter(e, e.primary).map(e, e.address)", Is(json!(["ada@example.com"]))),
-        ("user.groups.map(g, g.split(\"@\")[0])", Is(json!(["support", "admins"]))),
+        (
+            "user.groups.exists(g, g.startsWith(\"admins@\"))",
+            Is(json!(true)),
+        ),
+        (
+            "user.groups.all(g, g.endsWith(\"@example.com\"))",
+            Is(json!(true)),
+        ),
+        (
+            "user.groups.exists_one(g, g.contains(\"support\"))",
+            Is(json!(true)),
+        ),
+        (
+            "user.emails.filter(e, e.primary).map(e, e.address)",
+            Is(json!(["ada@example.com"])),
+        ),
+        (
+            "user.groups.map(g, g.split(\"@\")[0])",
+            Is(json!(["support", "admins"])),
+        ),
         ("size(user) > 3", Is(json!(true))),
         // optional syntax
         ("user.?nickname.orValue(user.first)", Is(Value::Null)),
@@ -129,7 +177,10 @@ fn evaluates_the_documented_functions() {
         ("user.?name.?givenName.orValue(\"-\")", Is(json!("Ada"))),
         ("user[?\"first\"].orValue(\"x\")", Is(json!("Ada"))),
         ("user[?\"nope\"].orValue(\"x\")", Is(json!("x"))),
-        ("user.tags[?\"colour\"].orValue(\"none\")", Is(json!("none"))),
+        (
+            "user.tags[?\"colour\"].orValue(\"none\")",
+            Is(json!("none")),
+        ),
         ("user.?nick.hasValue()", Is(json!(false))),
         ("user.?nick.or(user.?first).value()", Is(json!("Ada"))),
         ("user.?nick", Is(Value::Null)),
@@ -138,18 +189,46 @@ fn evaluates_the_documented_functions() {
         ("optional.none().orValue(2)", Is(json!(2))),
         // nulls
         ("user.nickname == null", Is(json!(true))),
-        ("user.nickname != null ? user.nickname : user.first", Is(json!("Ada"))),
+        (
+            "user.nickname != null ? user.nickname : user.first",
+            Is(json!("Ada")),
+        ),
         // runtime errors
-        ("user.missing", Fails("user.missing is not set: guard with has(user.missing) or use user.?missing.orValue(\"\")")),
-        ("user.name.middleName", Fails("user.name.middleName is not set: guard with has(user.name.middleName) or use user.name.?middleName.orValue(\"\")")),
+        (
+            "user.missing",
+            Fails(
+                "user.missing is not set: guard with has(user.missing) or use user.?missing.orValue(\"\")",
+            ),
+        ),
+        (
+            "user.name.middleName",
+            Fails(
+                "user.name.middleName is not set: guard with has(user.name.middleName) or use user.name.?middleName.orValue(\"\")",
+            ),
+        ),
         ("user.tags[\"colour\"]", Fails("no such key: colour")),
-        ("user.nickname.lower()", Fails("`lower` cannot be called on a null_type")),
+        (
+            "user.nickname.lower()",
+            Fails("`lower` cannot be called on a null_type"),
+        ),
         ("user.nickname.lower()", Fails("a value is null")),
-        ("user.first + 1", Fails("`+` cannot be applied to \"Ada\" and 1")),
-        ("user.first < 1", Fails("`<` cannot be applied to (string, int)")),
-        ("user.age.startsWith(\"3\")", Fails("`startsWith` cannot be called on a int")),
+        (
+            "user.first + 1",
+            Fails("`+` cannot be applied to \"Ada\" and 1"),
+        ),
+        (
+            "user.first < 1",
+            Fails("`<` cannot be applied to (string, int)"),
+        ),
+        (
+            "user.age.startsWith(\"3\")",
+            Fails("`startsWith` cannot be called on a int"),
+        ),
         ("user.groups[5]", Fails("index 5 is out of range")),
-        ("user.first.matches(user.empty + \"[\")", Fails("invalid regular expression \"[\"")),
+        (
+            "user.first.matches(user.empty + \"[\")",
+            Fails("invalid regular expression \"[\""),
+        ),
         ("1 / 0", Fails("division by zero")),
         ("9223372036854775807 + 1", Fails("integer overflow")),
         ("int(\"x\")", Fails("int")),
@@ -182,11 +261,20 @@ fn eval_bool_wants_a_bool() {
     let user = sample_user();
     let expr = Expr::compile("user.isAdmin && !user.suspended").unwrap();
     assert!(expr.eval_bool(&user, "s").unwrap());
-    let err = Expr::compile("user.first").unwrap().eval_bool(&user, "s").unwrap_err();
+    let err = Expr::compile("user.first")
+        .unwrap()
+        .eval_bool(&user, "s")
+        .unwrap_err();
     assert_eq!(err.0, "expected true or false, got \"Ada\"");
-    let err = Expr::compile("user.nickname").unwrap().eval_bool(&user, "s").unwrap_err();
+    let err = Expr::compile("user.nickname")
+        .unwrap()
+        .eval_bool(&user, "s")
+        .unwrap_err();
     assert_eq!(err.0, "expected true or false, got null");
-    let err = Expr::compile("user.missing").unwrap().eval_bool(&user, "s").unwrap_err();
+    let err = Expr::compile("user.missing")
+        .unwrap()
+        .eval_bool(&user, "s")
+        .unwrap_err();
     assert!(err.0.contains("user.missing is not set"), "{err}");
 }
 
@@ -200,9 +288,24 @@ fn compile_error(expr: &str) -> CompileError {
 #[test]
 fn rejects_unknown_variables_at_compile_time() {
     let cases = [
-        ("email", "unknown variable `email`", "did you mean `user.email`?", 0),
-        ("user.a == 1 && usr.b", "unknown variable `usr`", "did you mean `user`?", 15),
-        ("sorce == \"x\"", "unknown variable `sorce`", "did you mean `source`?", 0),
+        (
+            "email",
+            "unknown variable `email`",
+            "did you mean `user.email`?",
+            0,
+        ),
+        (
+            "user.a == 1 && usr.b",
+            "unknown variable `usr`",
+            "did you mean `user`?",
+            15,
+        ),
+        (
+            "sorce == \"x\"",
+            "unknown variable `sorce`",
+            "did you mean `source`?",
+            0,
+        ),
         ("[1].map(x, y)", "unknown variable `y`", "user.y", 11),
     ];
     for (expr, what, hint, offset) in cases {
@@ -225,16 +328,36 @@ fn rejects_unknown_variables_at_compile_time() {
 #[test]
 fn rejects_unknown_functions_with_a_suggestion() {
     let cases = [
-        ("user.email.lowercase()", "unknown function `lowercase`; did you mean `lower`?", 11),
+        (
+            "user.email.lowercase()",
+            "unknown function `lowercase`; did you mean `lower`?",
+            11,
+        ),
         ("toLower(user.email)", "unknown function `toLower`", 0),
         ("user.x.startswith(\"a\")", "did you mean `startsWith`?", 7),
-        ("user.x.zzzzzzzzzzzz()", "unknown function `zzzzzzzzzzzz`", 7),
-        ("join(user.groups, \",\")", "`join` is a method: write x.join(...)", 0),
+        (
+            "user.x.zzzzzzzzzzzz()",
+            "unknown function `zzzzzzzzzzzz`",
+            7,
+        ),
+        (
+            "join(user.groups, \",\")",
+            "`join` is a method: write x.join(...)",
+            0,
+        ),
         ("user.x.int()", "`int` is not a method", 7),
-        ("user.groups.exists(g)", "`exists` is written list.exists(x, condition)", 12),
+        (
+            "user.groups.exists(g)",
+            "`exists` is written list.exists(x, condition)",
+            12,
+        ),
         ("has(user.a, 1)", "`has` is written has(user.field)", 0),
         ("\"é\" + user.x.lowr()", "did you mean `lower`?", 13),
-        ("user.x.matches(\"[\")", "invalid regular expression \"[\"", 15),
+        (
+            "user.x.matches(\"[\")",
+            "invalid regular expression \"[\"",
+            15,
+        ),
         ("matches(user.x, \"(\")", "invalid regular expression", 16),
         ("Foo{a: 1}", "builds a message", 3),
     ];
@@ -253,7 +376,7 @@ fn parse_errors_carry_a_char_offset() {
         ("\"éé\" + )", "unexpected `)`", 7),
         ("user.a\n  && )", "unexpected `)`", 12),
         ("1 +* 2", "unexpected `*`", 3),
-        ("(user.a", "unexpected end of expression", 7),
+        ("(user.a", "missing `)`", 7),
         ("\"open", "unexpected", 0),
         ("user.a user.b", "unexpected", 7),
         ("   ", "expression is empty", 0),
@@ -288,11 +411,19 @@ fn function_table_matches_the_environment() {
             Some(_) => (format!("{name}()"), None),
             None => (format!("{name}(dyn)"), Some(format!("dyn.{name}()"))),
         };
-        let global = run(&global.replace("(dyn)", "(x)").replace("dyn.", "x."));
-        assert_eq!(!undeclared(&global), style.global(), "{name} as a function: {global:?}");
+        let global = run(&global.replace("(dyn)", "(1)"));
+        assert_eq!(
+            !undeclared(&global),
+            style.global(),
+            "{name} as a function: {global:?}"
+        );
         if let Some(method) = method {
             let method = run(&method.replace("dyn.", "1."));
-            assert_eq!(!undeclared(&method), style.method(), "{name} as a method: {method:?}");
+            assert_eq!(
+                !undeclared(&method),
+                style.method(),
+                "{name} as a method: {method:?}"
+            );
         }
     }
 }
@@ -300,13 +431,30 @@ fn function_table_matches_the_environment() {
 #[test]
 fn functions_doc_mentions_every_required_function() {
     for name in [
-        "lower", "upper", "trim", "split", "join", "replace", "startsWith", "endsWith",
-        "contains", "matches", "size", "has", "orValue", "`in`", "? :",
+        "lower",
+        "upper",
+        "trim",
+        "split",
+        "join",
+        "replace",
+        "startsWith",
+        "endsWith",
+        "contains",
+        "matches",
+        "size",
+        "has",
+        "orValue",
+        "`in`",
+        "? a : b",
     ] {
         let name = name.trim_matches('`');
         assert!(FUNCTIONS_DOC.contains(name), "{name}");
     }
-    assert!(FUNCTIONS.iter().any(|(n, s)| *n == "lower" && *s == Style::Both));
+    assert!(
+        FUNCTIONS
+            .iter()
+            .any(|(n, s)| *n == "lower" && *s == Style::Both)
+    );
 }
 
 #[test]
@@ -314,9 +462,16 @@ fn reads_only_the_keys_it_needs() {
     let access = |e: &str| Expr::compile(e).unwrap().compiled.access.keys.clone();
     assert_eq!(
         access("user.name.givenName + user[\"first\"] + user.?nick.orValue(\"\")"),
-        Some(vec!["first".to_owned(), "name".to_owned(), "nick".to_owned()])
+        Some(vec![
+            "first".to_owned(),
+            "name".to_owned(),
+            "nick".to_owned()
+        ])
     );
-    assert_eq!(access("has(user.a) && source == \"x\""), Some(vec!["a".to_owned()]));
+    assert_eq!(
+        access("has(user.a) && source == \"x\""),
+        Some(vec!["a".to_owned()])
+    );
     assert_eq!(access("size(user) > 0"), None);
     assert_eq!(access("user[user.k]"), None);
     assert_eq!(access("\"a\" in user"), None);
@@ -334,7 +489,7 @@ fn expr_is_cheap_to_share() {
     let copy = expr.clone();
     let handle = std::thread::spawn(move || copy.eval(&json!({"a": "X"}), "s"));
     assert_eq!(handle.join().unwrap().unwrap(), json!("x"));
-    assert!(format!("{expr:?}").contains("Compiled"));
+    assert_eq!(format!("{expr:?}"), r#"Expr("user.a.lower()")"#);
 }
 
 /// Nothing a config can contain, nor any record, makes compiling or evaluating panic or
@@ -343,28 +498,132 @@ fn expr_is_cheap_to_share() {
 #[test]
 fn never_panics() {
     let mut inputs: Vec<String> = [
-        "", " ", "(", ")", "((", "user.", ".", "user..a", "user.a.", "[", "]", "{", "}", "{1:}",
-        "\"", "'", "\\", "`", "@", "#", "$", "é", "💥", "user.💥", "\u{0}", "\"\u{0}\"",
-        "99999999999999999999999999", "-9223372036854775808", "9223372036854775807",
-        "-9223372036854775809", "18446744073709551616u", "1e999", "-1e999", "0x", "0xffffffffffffffffff",
-        "1.", ".1", "1..2", "user[", "user[]", "user[?]", "user.?", "?", "? :", "a ? b", "true ?",
-        "has()", "has(user)", "has(1)", "has(user.a.b.c)", "user.a.exists()", "user.exists(x)",
-        "[].map()", "[1].map(1, 1)", "[1].map(x, x, x, x)", "[1].all(x.y, true)",
-        "optional", "optional.of()", "optional.none(1)", "optional.foo()", "user.optional.of(1)",
-        "{?\"a\": user.?b}", "[?user.?a]", "user[?\"a\"][?\"b\"]", "user.?a.?b.?c.orValue(1)",
-        "user.a.b.c.d.e.f.g", "user[0]", "user[-1]", "user[1.5]", "user[true]", "user[null]",
-        "user.a[0][0][0]", "{null: 1}", "{[1]: 1}", "{{}: 1}", "[1,2,3][-1]", "[1][1u]",
-        "\"abc\"[0]", "size(1)", "size()", "size(1, 2)", "1 in 1", "1 in {}", "[] in []",
-        "int(1e99)", "uint(-1)", "int(\"\")", "double(\"x\")", "bytes(1)", "string(b\"\\xff\")",
-        "\"a\".matches(\"(\")", "\"a\".split(\"\")", "\"\".split(\"\", -5)", "\"a\".replace(\"\", \"b\")",
-        "\"a\".substring(5)", "\"a\".substring(1, 0)", "\"a\".charAt(-1)", "\"a\".indexOf(\"a\", 9)",
-        "\"%s\".format(1)", "\"%d\".format([\"x\"])", "\"%\".format([])", "\"%.999999999f\".format([1.0])",
-        "strings.quote(1)", "[1, \"a\"].join()", "[[1]].join(\",\")", "lower(1)", "upper(null)",
-        "-(-9223372036854775807 - 1)", "9223372036854775807 * 2", "-9223372036854775807 - 2",
-        "1 % 0", "1.0 % 2.0", "1 / 0", "0.0 / 0.0", "18446744073709551615u + 1u", "0u - 1u",
-        "type(type)", "type(user)", "dyn(user)", "google.protobuf.Int64Value{value: 1}",
-        "user == user", "user != {}", "[user] == [user]", "user.groups + user.groups",
-        "user.groups.map(g, user.groups.map(h, g + h))", "source.lower().upper().trim()",
+        "",
+        " ",
+        "(",
+        ")",
+        "((",
+        "user.",
+        ".",
+        "user..a",
+        "user.a.",
+        "[",
+        "]",
+        "{",
+        "}",
+        "{1:}",
+        "\"",
+        "'",
+        "\\",
+        "`",
+        "@",
+        "#",
+        "$",
+        "é",
+        "💥",
+        "user.💥",
+        "\u{0}",
+        "\"\u{0}\"",
+        "99999999999999999999999999",
+        "-9223372036854775808",
+        "9223372036854775807",
+        "-9223372036854775809",
+        "18446744073709551616u",
+        "1e999",
+        "-1e999",
+        "0x",
+        "0xffffffffffffffffff",
+        "1.",
+        ".1",
+        "1..2",
+        "user[",
+        "user[]",
+        "user[?]",
+        "user.?",
+        "?",
+        "? :",
+        "a ? b",
+        "true ?",
+        "has()",
+        "has(user)",
+        "has(1)",
+        "has(user.a.b.c)",
+        "user.a.exists()",
+        "user.exists(x)",
+        "[].map()",
+        "[1].map(1, 1)",
+        "[1].map(x, x, x, x)",
+        "[1].all(x.y, true)",
+        "optional",
+        "optional.of()",
+        "optional.none(1)",
+        "optional.foo()",
+        "user.optional.of(1)",
+        "{?\"a\": user.?b}",
+        "[?user.?a]",
+        "user[?\"a\"][?\"b\"]",
+        "user.?a.?b.?c.orValue(1)",
+        "user.a.b.c.d.e.f.g",
+        "user[0]",
+        "user[-1]",
+        "user[1.5]",
+        "user[true]",
+        "user[null]",
+        "user.a[0][0][0]",
+        "{null: 1}",
+        "{[1]: 1}",
+        "{{}: 1}",
+        "[1,2,3][-1]",
+        "[1][1u]",
+        "\"abc\"[0]",
+        "size(1)",
+        "size()",
+        "size(1, 2)",
+        "1 in 1",
+        "1 in {}",
+        "[] in []",
+        "int(1e99)",
+        "uint(-1)",
+        "int(\"\")",
+        "double(\"x\")",
+        "bytes(1)",
+        "string(b\"\\xff\")",
+        "\"a\".matches(\"(\")",
+        "\"a\".split(\"\")",
+        "\"\".split(\"\", -5)",
+        "\"a\".replace(\"\", \"b\")",
+        "\"a\".substring(5)",
+        "\"a\".substring(1, 0)",
+        "\"a\".charAt(-1)",
+        "\"a\".indexOf(\"a\", 9)",
+        "\"%s\".format(1)",
+        "\"%d\".format([\"x\"])",
+        "\"%\".format([])",
+        "\"%.999999999f\".format([1.0])",
+        "strings.quote(1)",
+        "[1, \"a\"].join()",
+        "[[1]].join(\",\")",
+        "lower(1)",
+        "upper(null)",
+        "-(-9223372036854775807 - 1)",
+        "9223372036854775807 * 2",
+        "-9223372036854775807 - 2",
+        "1 % 0",
+        "1.0 % 2.0",
+        "1 / 0",
+        "0.0 / 0.0",
+        "18446744073709551615u + 1u",
+        "0u - 1u",
+        "type(type)",
+        "type(user)",
+        "dyn(user)",
+        "google.protobuf.Int64Value{value: 1}",
+        "user == user",
+        "user != {}",
+        "[user] == [user]",
+        "user.groups + user.groups",
+        "user.groups.map(g, user.groups.map(h, g + h))",
+        "source.lower().upper().trim()",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -408,7 +667,9 @@ fn never_panics() {
         .spawn(move || {
             let mut compiled = 0;
             for input in &inputs {
-                let Ok(expr) = Expr::compile(input) else { continue };
+                let Ok(expr) = Expr::compile(input) else {
+                    continue;
+                };
                 compiled += 1;
                 for record in &records {
                     let _ = expr.eval(record, "src");
@@ -425,13 +686,17 @@ fn never_panics() {
 #[test]
 fn depth_limit_is_reported() {
     let e = compile_error(&format!("1{}", " + 1".repeat(40)));
-    assert!(e.message.contains("nests more than 32 levels"), "{}", e.message);
+    assert!(
+        e.message.contains("nests more than 32 levels"),
+        "{}",
+        e.message
+    );
     let e = compile_error(&format!("{}1{}", "(".repeat(200), ")".repeat(200)));
     assert!(e.message.contains("nests too deeply"), "{}", e.message);
     let e = compile_error(&"1".repeat(MAX_SOURCE_CHARS + 1));
     assert!(e.message.contains("limit is 10000"), "{}", e.message);
     // the limit still leaves room for long, flat expressions
-    Expr::compile(&vec!["user.a"; 12].join(" + \" \" + ")).unwrap();
+    Expr::compile(&["user.a"; 12].join(" + \" \" + ")).unwrap();
     Expr::compile(&vec!["user.a == \"x\""; 200].join(" || ")).unwrap();
 }
 

@@ -87,8 +87,10 @@ pub fn evaluate(spec: &SyncSpec, records: &[SourceRecord]) -> DesiredSet {
                 by_value.entry(v.as_str()).or_default().push(i);
             }
         }
-        let mut groups: Vec<(&str, Vec<usize>)> =
-            by_value.into_iter().filter(|(_, ix)| ix.len() > 1).collect();
+        let mut groups: Vec<(&str, Vec<usize>)> = by_value
+            .into_iter()
+            .filter(|(_, ix)| ix.len() > 1)
+            .collect();
         groups.sort();
         for (value, indexes) in groups {
             for &i in &indexes {
@@ -149,7 +151,10 @@ fn evaluate_one(
     let mut fields = BTreeMap::new();
     for (name, value) in raw {
         let Some(fspec) = specs.get(&name) else {
-            errors.push(format!("field `{name}` is not a field of {}", spec.target_kind));
+            errors.push(format!(
+                "field `{name}` is not a field of {}",
+                spec.target_kind
+            ));
             continue;
         };
         match values::desired_value(fspec, &name, &value) {
@@ -172,7 +177,10 @@ fn evaluate_one(
             }
         }
     }
-    let known: Vec<(String, String)> = identity.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let known: Vec<(String, String)> = identity
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
 
     if let Some(first) = spec.identity.first()
         && !identity.contains_key(first)

@@ -50,7 +50,11 @@ use crate::state::State;
 
 /// Plans several syncs together: each sync alone, then the checks that span syncs (two syncs
 /// claiming one account) and, when `all_syncs` is set, `forget` for syncs gone from the config.
-pub fn plan_all(inputs: &[SyncInput<'_>], state: Option<&State>, all_syncs: bool) -> Vec<PlannedSync> {
+pub fn plan_all(
+    inputs: &[SyncInput<'_>],
+    state: Option<&State>,
+    all_syncs: bool,
+) -> Vec<PlannedSync> {
     let mut planned: Vec<PlannedSync> = inputs.iter().map(|i| plan_sync(*i)).collect();
 
     // Two syncs touching (or creating) the same account on one target.
@@ -76,7 +80,10 @@ pub fn plan_all(inputs: &[SyncInput<'_>], state: Option<&State>, all_syncs: bool
         }
     }
     for ((target, account), syncs) in claims.into_iter().filter(|(_, v)| v.len() > 1) {
-        let names: Vec<String> = syncs.iter().map(|&i| format!("`{}`", planned[i].plan.name)).collect();
+        let names: Vec<String> = syncs
+            .iter()
+            .map(|&i| format!("`{}`", planned[i].plan.name))
+            .collect();
         let msg = format!(
             "target `{target}` account ({account}) is claimed by syncs {}: give each account to one sync (narrow a `where`)",
             names.join(" and ")

@@ -144,7 +144,10 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
         .iter()
         .map(|ident| {
             ident.iter().any(|(k, v)| {
-                let norm = norms.get(k.as_str()).copied().unwrap_or(IdentityNorm::Exact);
+                let norm = norms
+                    .get(k.as_str())
+                    .copied()
+                    .unwrap_or(IdentityNorm::Exact);
                 spec.protect.iter().any(|p| norm.normalise(p) == *v)
             })
         })
@@ -188,7 +191,10 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
                     problem = Some(format!(
                         "{key}={value} matches {} target accounts ({})",
                         many.len(),
-                        many.iter().map(|i| live[*i].id.as_str()).collect::<Vec<_>>().join(", ")
+                        many.iter()
+                            .map(|i| live[*i].id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ));
                 }
             }
@@ -216,8 +222,12 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
         }
         plan.conflicts.push(Conflict {
             identity: format!("target account {}", live[*li].id),
-            records: dis.iter().map(|&di| desired_set.accounts[di].label.clone()).collect(),
-            reason: "several records match the same target account through different identity keys".to_string(),
+            records: dis
+                .iter()
+                .map(|&di| desired_set.accounts[di].label.clone())
+                .collect(),
+            reason: "several records match the same target account through different identity keys"
+                .to_string(),
         });
     }
     for (di, d) in desired_set.accounts.iter().enumerate() {
@@ -353,7 +363,8 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
     }
 
     plan.changes.sort_by(|a, b| {
-        (action_rank(a.action), primary_of(a, spec)).cmp(&(action_rank(b.action), primary_of(b, spec)))
+        (action_rank(a.action), primary_of(a, spec))
+            .cmp(&(action_rank(b.action), primary_of(b, spec)))
     });
     for c in &plan.changes {
         plan.summary.add(c.action);
@@ -370,7 +381,10 @@ pub fn removal_limit(max: MaxRemovalsSpec, managed: u64) -> (u64, String) {
         MaxRemovalsSpec::Percent(p) => {
             let raw = (p / 100.0 * managed as f64).floor() as u64;
             let limit = if managed > 0 { raw.max(1) } else { 0 };
-            (limit, format!("{p}% of {managed} managed accounts = {limit}"))
+            (
+                limit,
+                format!("{p}% of {managed} managed accounts = {limit}"),
+            )
         }
     }
 }
@@ -415,7 +429,10 @@ fn live_identity_of(
                 Value::Number(n) => n.to_string(),
                 _ => return None,
             };
-            let norm = norms.get(k.as_str()).copied().unwrap_or(IdentityNorm::Exact);
+            let norm = norms
+                .get(k.as_str())
+                .copied()
+                .unwrap_or(IdentityNorm::Exact);
             let v = norm.normalise(&raw);
             (!v.is_empty()).then(|| (k.clone(), v))
         })
@@ -433,7 +450,9 @@ fn change_for_match(
     let mut fields = BTreeMap::new();
     let mut notes = Vec::new();
     for (name, want) in &d.fields {
-        let Some(fspec) = specs.get(name) else { continue };
+        let Some(fspec) = specs.get(name) else {
+            continue;
+        };
         if fspec.sensitive {
             continue; // create-only secrets are never compared
         }
@@ -516,9 +535,9 @@ fn create_change(
         }
         let sensitive = specs.get(name).is_some_and(|f| f.sensitive);
         let after = match (sensitive, value) {
-            (true, Value::String(s)) => {
+            (true, _) => {
                 secret.insert(name.clone(), value.clone());
-                sensitive_marker(s)
+                sensitive_marker()
             }
             _ => value.clone(),
         };
@@ -569,7 +588,11 @@ fn create_change(
 }
 
 /// The removal policy for an account that is managed but no longer desired.
-fn removal(spec: &SyncSpec, acc: &LiveAccount, identity: BTreeMap<String, String>) -> Option<Change> {
+fn removal(
+    spec: &SyncSpec,
+    acc: &LiveAccount,
+    identity: BTreeMap<String, String>,
+) -> Option<Change> {
     let (action, active) = match spec.removed {
         RemovedPolicy::Keep => return None,
         RemovedPolicy::Deactivate if !acc.active => return None,

@@ -91,13 +91,21 @@ fn state(sync: &str, accounts: Vec<(&str, ManagedAccount)>) -> State {
         sync.into(),
         SyncState {
             target: "helpdesk".into(),
-            accounts: accounts.into_iter().map(|(id, m)| (id.to_string(), m)).collect(),
+            accounts: accounts
+                .into_iter()
+                .map(|(id, m)| (id.to_string(), m))
+                .collect(),
         },
     );
     s
 }
 
-fn run(spec: &SyncSpec, records: &[SourceRecord], live: &[LiveAccount], st: Option<&State>) -> PlannedSync {
+fn run(
+    spec: &SyncSpec,
+    records: &[SourceRecord],
+    live: &[LiveAccount],
+    st: Option<&State>,
+) -> PlannedSync {
     plan_sync(SyncInput {
         spec,
         records: Ok(records),
@@ -111,7 +119,12 @@ fn actions(p: &PlannedSync) -> Vec<(Action, String)> {
     p.plan
         .changes
         .iter()
-        .map(|c| (c.action, c.identity.get("email").cloned().unwrap_or_default()))
+        .map(|c| {
+            (
+                c.action,
+                c.identity.get("email").cloned().unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
@@ -130,7 +143,10 @@ fn create_into_empty_target() {
 fn suspended_person_is_created_inactive() {
     let mut s = spec();
     s.active = Some(expr("!(user.suspended == 'true')"));
-    let r = rec("row 2", json!({"email": "a@x.com", "first": "A", "last": "B", "suspended": "true"}));
+    let r = rec(
+        "row 2",
+        json!({"email": "a@x.com", "first": "A", "last": "B", "suspended": "true"}),
+    );
     let p = run(&s, &[r], &[], None);
     assert_eq!(p.plan.changes[0].active.map(|a| a.after), Some(false));
     insta::assert_yaml_snapshot!(p.plan);
@@ -168,14 +184,24 @@ fn existing_unmanaged_account_with_same_email_is_adopted_not_duplicated() {
     assert_eq!(actions(&p), vec![(Action::Adopt, "p0@example.com".into())]);
     assert_eq!(p.plan.changes[0].target_id.as_deref(), Some("100"));
     assert!(p.plan.changes[0].fields.contains_key("last_name"));
-    assert!(!p.plan.changes[0].fields.contains_key("email"), "email case is not a change");
+    assert!(
+        !p.plan.changes[0].fields.contains_key("email"),
+        "email case is not a change"
+    );
     insta::assert_yaml_snapshot!(p.plan);
 }
 
 #[test]
 fn unicode_identities_are_normalised_before_matching() {
-    let r = rec("row 2", json!({"email": "Zoe\u{301}@example.com", "first": "Zoé", "last": "X"}));
-    let l = live("7", true, json!({"email": "zo\u{e9}@EXAMPLE.com", "first_name": "Zoé", "last_name": "X"}));
+    let r = rec(
+        "row 2",
+        json!({"email": "Zoe\u{301}@example.com", "first": "Zoé", "last": "X"}),
+    );
+    let l = live(
+        "7",
+        true,
+        json!({"email": "zo\u{e9}@EXAMPLE.com", "first_name": "Zoé", "last_name": "X"}),
+    );
     let p = run(&spec(), &[r], &[l], None);
     assert_eq!(p.plan.changes[0].action, Action::Adopt);
     assert!(p.plan.changes[0].fields.is_empty());
@@ -189,7 +215,10 @@ fn inactive_in_source_deactivates_and_later_reactivates() {
     let mut r = person(0);
     r.data["active"] = json!("no");
     let p = run(&s, &[r.clone()], &[live_person(0)], Some(&st));
-    assert_eq!(actions(&p), vec![(Action::Deactivate, "p0@example.com".into())]);
+    assert_eq!(
+        actions(&p),
+        vec![(Action::Deactivate, "p0@example.com".into())]
+    );
     assert!(!p.plan.changes[0].removal);
 
     let mut m = managed("p0@example.com");
@@ -199,7 +228,10 @@ fn inactive_in_source_deactivates_and_later_reactivates() {
     let mut l = live_person(0);
     l.active = false;
     let p = run(&s, &[r], &[l], Some(&st));
-    assert_eq!(actions(&p), vec![(Action::Reactivate, "p0@example.com".into())]);
+    assert_eq!(
+        actions(&p),
+        vec![(Action::Reactivate, "p0@example.com".into())]
+    );
     insta::assert_yaml_snapshot!(p.plan);
 }
 
@@ -236,7 +268,10 @@ fn removed_policy_table() {
         s.max_removals = MaxRemovalsSpec::Count(10);
         let st = state(
             "staff",
-            vec![("100", managed("p0@example.com")), ("101", managed("p1@example.com"))],
+            vec![
+                ("100", managed("p0@example.com")),
+                ("101", managed("p1@example.com")),
+            ],
         );
         let mut gone = live_person(1);
         gone.active = live_active;
@@ -258,17 +293,31 @@ fn filtered_out_by_where_counts_as_removed() {
     s.max_removals = MaxRemovalsSpec::Count(1);
     let st = state(
         "staff",
-        vec![("100", managed("p0@example.com")), ("101", managed("p1@example.com"))],
+        vec![
+            ("100", managed("p0@example.com")),
+            ("101", managed("p1@example.com")),
+        ],
     );
-    let p = run(&s, &[person(0), person(1)], &[live_person(0), live_person(1)], Some(&st));
-    assert_eq!(actions(&p), vec![(Action::Deactivate, "p1@example.com".into())]);
+    let p = run(
+        &s,
+        &[person(0), person(1)],
+        &[live_person(0), live_person(1)],
+        Some(&st),
+    );
+    assert_eq!(
+        actions(&p),
+        vec![(Action::Deactivate, "p1@example.com".into())]
+    );
 }
 
 #[test]
 fn managed_account_deleted_out_of_band_is_forgotten_or_recreated() {
     let st = state(
         "staff",
-        vec![("100", managed("p0@example.com")), ("101", managed("p1@example.com"))],
+        vec![
+            ("100", managed("p0@example.com")),
+            ("101", managed("p1@example.com")),
+        ],
     );
     // p0 still desired → created again; p1 gone from the source too → forgotten.
     let p = run(&spec(), &[person(0)], &[], Some(&st));
@@ -289,16 +338,35 @@ fn invalid_records_are_listed_not_guessed() {
     s.fields.push(("role".into(), Some(expr("user.role"))));
     s.fields.push(("password".into(), Some(expr("user.pw"))));
     let records = vec![
-        rec("row 2", json!({"email": "", "first": "No", "last": "Email", "role": "user", "pw": ""})),
-        rec("row 3", json!({"email": "a@x.com", "first": "A", "last": "B", "role": "wizard", "pw": ""})),
-        rec("row 4", json!({"email": "b@x.com", "first": "B", "last": "C", "role": "user", "pw": "123"})),
-        rec("row 5", json!({"email": "c@x.com", "last": "C", "role": "user", "pw": ""})),
-        rec("row 6", json!({"email": "d@x.com", "first": "D", "last": "E", "role": "technician", "pw": "s3cret!"})),
+        rec(
+            "row 2",
+            json!({"email": "", "first": "No", "last": "Email", "role": "user", "pw": ""}),
+        ),
+        rec(
+            "row 3",
+            json!({"email": "a@x.com", "first": "A", "last": "B", "role": "wizard", "pw": ""}),
+        ),
+        rec(
+            "row 4",
+            json!({"email": "b@x.com", "first": "B", "last": "C", "role": "user", "pw": "123"}),
+        ),
+        rec(
+            "row 5",
+            json!({"email": "c@x.com", "last": "C", "role": "user", "pw": ""}),
+        ),
+        rec(
+            "row 6",
+            json!({"email": "d@x.com", "first": "D", "last": "E", "role": "technician", "pw": "s3cret!"}),
+        ),
     ];
     let p = run(&s, &records, &[], None);
     let invalid: Vec<&str> = p.plan.invalid.iter().map(|i| i.record.as_str()).collect();
     assert_eq!(invalid, vec!["row 2", "row 3", "row 4", "row 5"]);
-    assert!(p.plan.invalid[0].reason.contains("identity field `email` is empty"));
+    assert!(
+        p.plan.invalid[0]
+            .reason
+            .contains("identity field `email` is empty")
+    );
     assert!(p.plan.invalid[1].reason.contains("wizard"));
     assert!(p.plan.invalid[2].reason.contains("shorter than 6"));
     assert!(p.plan.invalid[3].reason.contains("first_name"));
@@ -311,7 +379,10 @@ fn invalid_records_are_listed_not_guessed() {
 fn sensitive_values_never_enter_the_plan() {
     let mut s = spec();
     s.fields.push(("password".into(), Some(expr("user.pw"))));
-    let r = rec("row 2", json!({"email": "a@x.com", "first": "A", "last": "B", "pw": "hunter22"}));
+    let r = rec(
+        "row 2",
+        json!({"email": "a@x.com", "first": "A", "last": "B", "pw": "hunter22"}),
+    );
     let p = run(&s, &[r], &[], None);
     let text = serde_json::to_string(&p.plan).unwrap_or_default();
     assert!(!text.contains("hunter22"));
@@ -323,20 +394,36 @@ fn sensitive_values_never_enter_the_plan() {
 fn empty_group_means_individuals() {
     let mut s = spec();
     s.fields.push(("group".into(), Some(expr("user.company"))));
-    let r = rec("row 2", json!({"email": "a@x.com", "first": "A", "last": "B", "company": ""}));
+    let r = rec(
+        "row 2",
+        json!({"email": "a@x.com", "first": "A", "last": "B", "company": ""}),
+    );
     let p = run(&s, &[r], &[], None);
-    assert_eq!(p.plan.changes[0].fields["group"].after, json!("Individuals"));
+    assert_eq!(
+        p.plan.changes[0].fields["group"].after,
+        json!("Individuals")
+    );
 }
 
 #[test]
 fn duplicate_identities_in_the_source_are_conflicts() {
     let records = vec![
-        rec("row 2", json!({"email": "Same@x.com", "first": "A", "last": "B"})),
-        rec("row 3", json!({"email": "same@X.com ", "first": "C", "last": "D"})),
+        rec(
+            "row 2",
+            json!({"email": "Same@x.com", "first": "A", "last": "B"}),
+        ),
+        rec(
+            "row 3",
+            json!({"email": "same@X.com ", "first": "C", "last": "D"}),
+        ),
         person(0),
     ];
     let st = state("staff", vec![("9", managed("same@x.com"))]);
-    let l = live("9", true, json!({"email": "same@x.com", "first_name": "A", "last_name": "B"}));
+    let l = live(
+        "9",
+        true,
+        json!({"email": "same@x.com", "first_name": "A", "last_name": "B"}),
+    );
     let p = run(&spec(), &records, &[l, live_person(0)], Some(&st));
     assert_eq!(p.plan.conflicts.len(), 1);
     assert_eq!(p.plan.conflicts[0].records, vec!["row 2", "row 3"]);
@@ -352,7 +439,11 @@ fn one_record_matching_two_live_accounts_is_a_conflict() {
     let p = run(&spec(), &[person(0)], &[l1, l2], None);
     assert!(p.plan.changes.is_empty());
     assert_eq!(p.plan.conflicts.len(), 1);
-    assert!(p.plan.conflicts[0].reason.contains("matches 2 target accounts"));
+    assert!(
+        p.plan.conflicts[0]
+            .reason
+            .contains("matches 2 target accounts")
+    );
 }
 
 fn zendesk_spec() -> SyncSpec {
@@ -370,18 +461,38 @@ fn zendesk_spec() -> SyncSpec {
 
 #[test]
 fn identity_precedence_first_key_with_a_match_wins() {
-    let r = rec("row 2", json!({"id": "E1", "email": "new@x.com", "name": "Ann"}));
+    let r = rec(
+        "row 2",
+        json!({"id": "E1", "email": "new@x.com", "name": "Ann"}),
+    );
     // external_id matches account 1; email matches nothing: account 1 wins and the email is updated.
-    let l1 = live("1", true, json!({"external_id": "e1", "email": "old@x.com", "name": "Ann"}));
-    let p = run(&zendesk_spec(), &[r.clone()], &[l1.clone()], None);
+    let l1 = live(
+        "1",
+        true,
+        json!({"external_id": "e1", "email": "old@x.com", "name": "Ann"}),
+    );
+    let p = run(
+        &zendesk_spec(),
+        std::slice::from_ref(&r),
+        std::slice::from_ref(&l1),
+        None,
+    );
     assert_eq!(p.plan.changes[0].target_id.as_deref(), Some("1"));
     assert_eq!(p.plan.changes[0].fields["email"].after, json!("new@x.com"));
 
     // external_id matches account 1, email matches account 2: conflict, nothing touched.
-    let l2 = live("2", true, json!({"external_id": null, "email": "new@x.com", "name": "Ann"}));
+    let l2 = live(
+        "2",
+        true,
+        json!({"external_id": null, "email": "new@x.com", "name": "Ann"}),
+    );
     let p = run(&zendesk_spec(), &[r], &[l1, l2], None);
     assert!(p.plan.changes.is_empty());
-    assert!(p.plan.conflicts[0].reason.contains("external_id matches target account 1"));
+    assert!(
+        p.plan.conflicts[0]
+            .reason
+            .contains("external_id matches target account 1")
+    );
 }
 
 #[test]
@@ -390,9 +501,18 @@ fn manage_all_takes_unknown_accounts_and_protect_shields_them() {
     s.manage = ManagePolicy::All;
     s.protect = vec!["Admin@Example.com".into()];
     s.max_removals = MaxRemovalsSpec::Count(5);
-    let admin = live("1", true, json!({"email": "admin@example.com", "first_name": "Root"}));
+    let admin = live(
+        "1",
+        true,
+        json!({"email": "admin@example.com", "first_name": "Root"}),
+    );
     let stray = live("2", true, json!({"email": "stray@example.com"}));
-    let p = run(&s, &[person(0)], &[admin.clone(), stray, live_person(0)], None);
+    let p = run(
+        &s,
+        &[person(0)],
+        &[admin.clone(), stray, live_person(0)],
+        None,
+    );
     assert_eq!(
         actions(&p),
         vec![
@@ -401,7 +521,10 @@ fn manage_all_takes_unknown_accounts_and_protect_shields_them() {
         ]
     );
     // A desired account that is protected is not touched either.
-    let r = rec("row 2", json!({"email": "admin@example.com", "first": "Changed", "last": "X"}));
+    let r = rec(
+        "row 2",
+        json!({"email": "admin@example.com", "first": "Changed", "last": "X"}),
+    );
     let p = run(&s, &[r], &[admin], None);
     assert!(p.plan.changes.is_empty());
     insta::assert_yaml_snapshot!(p.plan);
@@ -418,15 +541,30 @@ fn unmanaged_accounts_are_never_touched_by_default() {
 fn mass_removal_guard() {
     // 20 managed, 3 leave: 10% of 20 = 2 → blocked.
     let accounts: Vec<(String, ManagedAccount)> = (0..20)
-        .map(|n| (format!("{}", 100 + n), managed(&format!("p{n}@example.com"))))
+        .map(|n| {
+            (
+                format!("{}", 100 + n),
+                managed(&format!("p{n}@example.com")),
+            )
+        })
         .collect();
-    let st = state("staff", accounts.iter().map(|(id, m)| (id.as_str(), m.clone())).collect());
+    let st = state(
+        "staff",
+        accounts
+            .iter()
+            .map(|(id, m)| (id.as_str(), m.clone()))
+            .collect(),
+    );
     let records: Vec<SourceRecord> = (3..20).map(person).collect();
     let live: Vec<LiveAccount> = (0..20).map(live_person).collect();
     let p = run(&spec(), &records, &live, Some(&st));
     assert_eq!(p.plan.summary.deactivate, 3);
     assert_eq!(p.plan.errors.len(), 1);
-    assert!(p.plan.errors[0].contains("10% of 20 managed accounts = 2"), "{}", p.plan.errors[0]);
+    assert!(
+        p.plan.errors[0].contains("10% of 20 managed accounts = 2"),
+        "{}",
+        p.plan.errors[0]
+    );
     assert!(p.plan.errors[0].contains("--allow-mass-removal"));
 
     let allowed = plan_sync(SyncInput {
@@ -474,7 +612,10 @@ fn empty_source_never_means_everyone_left() {
         state: Some(&st),
         allow_mass_removal: true,
     });
-    assert_eq!(actions(&p), vec![(Action::Deactivate, "p0@example.com".into())]);
+    assert_eq!(
+        actions(&p),
+        vec![(Action::Deactivate, "p0@example.com".into())]
+    );
     // With nothing managed, an empty source is simply nothing to do.
     let p = run(&spec(), &[], &[live_person(0)], None);
     assert!(p.plan.errors.is_empty() && p.plan.changes.is_empty());
@@ -507,7 +648,10 @@ fn records_with_expression_errors_hold_back_their_account() {
     l.fields.insert("role".into(), json!("user"));
     let p = run(&s, &[r], &[l], Some(&st));
     assert_eq!(p.plan.invalid.len(), 1);
-    assert!(p.plan.changes.is_empty(), "an invalid record never removes its account");
+    assert!(
+        p.plan.changes.is_empty(),
+        "an invalid record never removes its account"
+    );
 }
 
 #[test]
@@ -526,7 +670,9 @@ fn create_only_field_differences_are_noted_not_written() {
 #[test]
 fn account_managed_by_another_sync_is_an_error() {
     let mut st = state("other", vec![("100", managed("p0@example.com"))]);
-    st.syncs.get_mut("other").map(|s| s.target = "helpdesk".into());
+    if let Some(s) = st.syncs.get_mut("other") {
+        s.target = "helpdesk".into();
+    }
     let p = run(&spec(), &[person(0)], &[live_person(0)], Some(&st));
     assert!(p.plan.changes.is_empty());
     assert!(p.plan.errors[0].contains("claimed by syncs `other` and `staff`"));
@@ -558,7 +704,11 @@ fn two_syncs_creating_one_account_is_an_error() {
     ];
     let planned = plan_all(&inputs, None, true);
     for p in &planned {
-        assert!(p.plan.errors[0].contains("claimed by syncs `staff` and `contractors`"), "{:?}", p.plan.errors);
+        assert!(
+            p.plan.errors[0].contains("claimed by syncs `staff` and `contractors`"),
+            "{:?}",
+            p.plan.errors
+        );
     }
 }
 

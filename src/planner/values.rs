@@ -68,17 +68,26 @@ fn coerce(spec: &FieldSpec, name: &str, raw: &Value) -> Result<Value, String> {
                 Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
                     "true" | "yes" | "1" | "y" => Ok(Value::Bool(true)),
                     "false" | "no" | "0" | "n" => Ok(Value::Bool(false)),
-                    _ => Err(format!("`{name}` must be true or false, got {}", short(raw))),
+                    _ => Err(format!(
+                        "`{name}` must be true or false, got {}",
+                        short(raw)
+                    )),
                 },
                 Value::Number(n) if n.as_i64() == Some(1) => Ok(Value::Bool(true)),
                 Value::Number(n) if n.as_i64() == Some(0) => Ok(Value::Bool(false)),
-                _ => Err(format!("`{name}` must be true or false, got {}", short(raw))),
+                _ => Err(format!(
+                    "`{name}` must be true or false, got {}",
+                    short(raw)
+                )),
             },
             FieldType::Integer => match raw {
                 Value::Number(n) if n.is_i64() || n.is_u64() => Ok(raw.clone()),
                 Value::Number(n) => match n.as_f64() {
                     Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Value::from(f as i64)),
-                    _ => Err(format!("`{name}` must be a whole number, got {}", short(raw))),
+                    _ => Err(format!(
+                        "`{name}` must be a whole number, got {}",
+                        short(raw)
+                    )),
                 },
                 Value::String(s) if s.trim().is_empty() => Ok(Value::Null),
                 Value::String(s) => s
@@ -86,7 +95,10 @@ fn coerce(spec: &FieldSpec, name: &str, raw: &Value) -> Result<Value, String> {
                     .parse::<i64>()
                     .map(Value::from)
                     .map_err(|_| format!("`{name}` must be a whole number, got {}", short(raw))),
-                _ => Err(format!("`{name}` must be a whole number, got {}", short(raw))),
+                _ => Err(format!(
+                    "`{name}` must be a whole number, got {}",
+                    short(raw)
+                )),
             },
             FieldType::Enum(values) => {
                 let text = scalar_text(raw);
@@ -162,20 +174,65 @@ mod tests {
             (MojoHelpdesk, "first_name", json!("Ann"), Ok(json!("Ann"))),
             (MojoHelpdesk, "first_name", json!(""), Ok(Value::Null)),
             (MojoHelpdesk, "first_name", json!(42), Ok(json!("42"))),
-            (MojoHelpdesk, "first_name", json!(["a"]), Err("single value")),
-            (MojoHelpdesk, "email", json!(" Ann@Example.com "), Ok(json!("Ann@Example.com"))),
-            (MojoHelpdesk, "email", json!("not-an-email"), Err("not an email")),
-            (MojoHelpdesk, "role", json!("technician"), Ok(json!("technician"))),
-            (MojoHelpdesk, "role", json!("wizard"), Err("the target accepts user")),
-            (MojoHelpdesk, "password", json!("abc"), Err("shorter than 6")),
+            (
+                MojoHelpdesk,
+                "first_name",
+                json!(["a"]),
+                Err("single value"),
+            ),
+            (
+                MojoHelpdesk,
+                "email",
+                json!(" Ann@Example.com "),
+                Ok(json!("Ann@Example.com")),
+            ),
+            (
+                MojoHelpdesk,
+                "email",
+                json!("not-an-email"),
+                Err("not an email"),
+            ),
+            (
+                MojoHelpdesk,
+                "role",
+                json!("technician"),
+                Ok(json!("technician")),
+            ),
+            (
+                MojoHelpdesk,
+                "role",
+                json!("wizard"),
+                Err("the target accepts user"),
+            ),
+            (
+                MojoHelpdesk,
+                "password",
+                json!("abc"),
+                Err("shorter than 6"),
+            ),
             (MojoHelpdesk, "password", json!(""), Ok(Value::Null)),
-            (MojoHelpdesk, "password", json!("secret1"), Ok(json!("secret1"))),
+            (
+                MojoHelpdesk,
+                "password",
+                json!("secret1"),
+                Ok(json!("secret1")),
+            ),
             (MojoHelpdesk, "group", json!(""), Ok(json!("Individuals"))),
             (MojoHelpdesk, "group", Value::Null, Ok(json!("Individuals"))),
-            (MojoHelpdesk, "custom_field_dept", json!("Ops"), Ok(json!("Ops"))),
+            (
+                MojoHelpdesk,
+                "custom_field_dept",
+                json!("Ops"),
+                Ok(json!("Ops")),
+            ),
             (RequestTracker, "Privileged", json!("yes"), Ok(json!(true))),
             (RequestTracker, "Privileged", json!(0), Ok(json!(false))),
-            (RequestTracker, "Privileged", json!("maybe"), Err("true or false")),
+            (
+                RequestTracker,
+                "Privileged",
+                json!("maybe"),
+                Err("true or false"),
+            ),
             (Zendesk, "custom_role_id", json!("17"), Ok(json!(17))),
             (Zendesk, "custom_role_id", json!(1.5), Err("whole number")),
         ];
