@@ -100,7 +100,7 @@ fn run(n: usize) {
     let mut state = State::new("bench".into());
     let mut accounts = BTreeMap::new();
     let live: Vec<LiveAccount> = (0..n)
-        .filter(|i| i % 100 != 0)
+        .filter(|i| i % 100 != 1)
         .map(|i| {
             let id = format!("{}", 1_000_000 + i);
             accounts.insert(
@@ -141,6 +141,7 @@ fn run(n: usize) {
         },
     );
     let build = t0.elapsed();
+    let rss_inputs = peak_rss_mib();
     let t1 = Instant::now();
     let planned = plan_sync(SyncInput {
         spec: &spec,
@@ -152,10 +153,11 @@ fn run(n: usize) {
     let plan_time = t1.elapsed();
     let s = planned.plan.summary;
     println!(
-        "users={n} build_inputs={:.2}s plan={:.3}s ({:.0} users/s) peak_rss={:.0}MiB create={} update={} deactivate={} unchanged={}",
+        "users={n} build_inputs={:.2}s plan={:.3}s ({:.0} users/s) rss_after_inputs={:.0}MiB peak_rss={:.0}MiB create={} update={} deactivate={} unchanged={}",
         build.as_secs_f64(),
         plan_time.as_secs_f64(),
         n as f64 / plan_time.as_secs_f64(),
+        rss_inputs,
         peak_rss_mib(),
         s.create,
         s.update,

@@ -28,6 +28,9 @@ if ! cargo deny --log-level error check advisories; then
 fi
 cargo deny --log-level error check licenses bans sources
 
+step "scim2-server venv for the SCIM integration tests"
+./scripts/start-scim.sh
+
 step "cargo test"
 cargo test --locked --all-targets
 

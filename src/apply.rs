@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use crate::connector::{LiveAccount, OpResult, Target, TargetOp};
+use crate::connector::{ApplyOptions, LiveAccount, OpResult, Target, TargetOp};
 use crate::plan::{Action, Change, SyncPlan};
 use crate::planner::{SyncSpec, desired, values};
 use crate::state::{ManagedAccount, Origin, State, StateOp};
@@ -47,6 +47,7 @@ pub struct ApplyInput<'a> {
     /// The live accounts the changes were checked against, per target name.
     pub live: &'a HashMap<String, Vec<LiveAccount>>,
     pub secrets: &'a Secrets,
+    pub options: &'a ApplyOptions,
 }
 
 /// Applies every change. `record` is called for each state operation right after the target
@@ -146,7 +147,7 @@ pub async fn apply(
                 }
             }
         };
-        if let Err(e) = target.apply(&ops, &done).await {
+        if let Err(e) = target.apply(&ops, input.options, &done).await {
             for change in &op_changes {
                 report.failures.push(failure(sync, change, e.to_string()));
             }
@@ -275,6 +276,11 @@ fn prepare(
             Prepared::Target(TargetOp::Modify {
                 id: id.clone(),
                 fields,
+                expected: change
+                    .fields
+                    .iter()
+                    .map(|(k, d)| (k.clone(), d.before.clone()))
+                    .collect(),
                 active,
                 removal: change.removal,
             })

@@ -9,6 +9,7 @@ pub mod config;
 pub mod connector;
 pub mod engine;
 pub mod expr;
+pub mod http;
 pub mod plan;
 pub mod planner;
 pub mod render;

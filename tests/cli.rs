@@ -583,3 +583,36 @@ fn readme_documents_the_expression_functions() {
         "README.md's expression table differs from expr::FUNCTIONS_DOC: copy it over"
     );
 }
+
+/// Runs `headcount apply` on a pseudo-terminal (util-linux `script`), answering `answer`.
+fn apply_on_tty(w: &Work, answer: &str) -> String {
+    let bin = assert_cmd::cargo::cargo_bin("headcount");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("{} apply", bin.display()), "/dev/null"])
+        .current_dir(w.dir.path())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin.write_all(answer.as_bytes())?;
+            }
+            child.wait_with_output()
+        })
+        .expect("script(1) from util-linux runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn apply_on_a_terminal_asks_and_only_yes_applies() {
+    let w = Work::new();
+    let out = apply_on_tty(&w, "no\n");
+    assert!(out.contains("Only 'yes' will be accepted"), "{out}");
+    assert!(out.contains("Apply cancelled."), "{out}");
+    assert!(w.exports().is_empty());
+    let out = apply_on_tty(&w, "yes\n");
+    assert!(out.contains("9 of 9 change(s) applied"), "{out}");
+    assert_eq!(w.exports(), vec!["export-000001"]);
+}

@@ -144,6 +144,7 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
             targets: &conns.targets,
             live: &live_ok,
             secrets: &secrets,
+            options: &headcount::connector::ApplyOptions::default(),
         },
         &mut new_state,
         &record,

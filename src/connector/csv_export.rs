@@ -22,7 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{ConnectorError, LiveAccount, OpResult, Target, TargetOp};
+use super::{ApplyOptions, ConnectorError, LiveAccount, OpResult, Target, TargetOp};
 use crate::catalog::IdentityNorm;
 
 /// Mojo's hard limit on rows per import file.
@@ -121,6 +121,7 @@ impl Target for CsvExportTarget {
     async fn apply(
         &self,
         ops: &[TargetOp],
+        _opts: &ApplyOptions,
         done: &(dyn Fn(usize, OpResult) + Send + Sync),
     ) -> Result<(), ConnectorError> {
         if ops.is_empty() {
@@ -393,6 +394,7 @@ impl Inner {
                 fields: values,
                 active,
                 removal,
+                ..
             } => {
                 let id = norm(id);
                 let Some(account) = accounts.get(&id) else {
@@ -827,6 +829,7 @@ mod tests {
         TargetOp::Modify {
             id: id.to_string(),
             fields: fields(pairs),
+            expected: BTreeMap::new(),
             active,
             removal,
         }
@@ -839,7 +842,9 @@ mod tests {
     ) -> (Result<(), ConnectorError>, Vec<(usize, OpResult)>) {
         let seen = Mutex::new(Vec::new());
         let result = target
-            .apply(ops, &|i, r| seen.lock().unwrap().push((i, r)))
+            .apply(ops, &ApplyOptions::default(), &|i, r| {
+                seen.lock().unwrap().push((i, r))
+            })
             .await;
         (result, seen.into_inner().unwrap())
     }

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod csv_export;
 pub mod csv_source;
+pub mod scim;
 
 use std::collections::BTreeMap;
 
@@ -41,6 +42,62 @@ pub enum ConnectorError {
     Rejected { message: String },
     #[error("the {kind} connector is not available in this build yet")]
     Unsupported { kind: String },
+    #[error("not started: the apply was interrupted")]
+    Cancelled,
+}
+
+/// How a target carries out a batch of operations.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// At most this many operations in flight (`--parallelism`).
+    pub parallelism: usize,
+    /// Set on SIGINT/SIGTERM: no new operation starts; those in flight finish.
+    pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            parallelism: 4,
+            cancel: Default::default(),
+        }
+    }
+}
+
+impl ApplyOptions {
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Runs `run(i, op)` for every operation with at most `opts.parallelism` in flight, reporting
+/// each outcome through `done` as soon as it is known. Once cancelled, operations not yet
+/// started are reported as [`ConnectorError::Cancelled`]. Targets with one request per change
+/// use this; targets with batch semantics (files, bulk jobs) do their own.
+pub async fn for_each_op<'a, F, Fut>(
+    ops: &'a [TargetOp],
+    opts: &ApplyOptions,
+    run: F,
+    done: &(dyn Fn(usize, OpResult) + Send + Sync),
+) where
+    F: Fn(usize, &'a TargetOp) -> Fut,
+    Fut: std::future::Future<Output = OpResult>,
+{
+    use futures::StreamExt;
+    let run = &run;
+    futures::stream::iter(ops.iter().enumerate())
+        .map(|(i, op)| async move {
+            if opts.cancelled() {
+                return (i, Err(ConnectorError::Cancelled));
+            }
+            (i, run(i, op).await)
+        })
+        .buffer_unordered(opts.parallelism.max(1))
+        .for_each(|(i, result)| {
+            done(i, result);
+            futures::future::ready(())
+        })
+        .await;
 }
 
 /// Reads people.
@@ -62,6 +119,10 @@ pub enum TargetOp {
         id: String,
         /// Fields to write; empty when only the active flag changes.
         fields: BTreeMap<String, Value>,
+        /// The values of `fields` the plan saw in the target. A connector that meets a
+        /// concurrent change (e.g. SCIM 412) re-reads the account and writes only if these
+        /// still hold; it never overwrites blindly.
+        expected: BTreeMap<String, Value>,
         active: Option<bool>,
         /// Set for removals (deactivate because no longer desired), for targets that report
         /// removals separately.
@@ -87,6 +148,7 @@ pub trait Target: Send + Sync {
     async fn apply(
         &self,
         ops: &[TargetOp],
+        opts: &ApplyOptions,
         done: &(dyn Fn(usize, OpResult) + Send + Sync),
     ) -> Result<(), ConnectorError>;
 }
