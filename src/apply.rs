@@ -39,6 +39,63 @@ impl ApplyReport {
 /// Sensitive values in clear, per sync, per primary identity, per field.
 pub type Secrets = HashMap<String, BTreeMap<String, BTreeMap<String, Value>>>;
 
+/// What happened to one change, as it happens: for the audit log, `--json` and progress.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OpEvent {
+    pub sync: String,
+    pub target: String,
+    pub action: Action,
+    pub target_id: Option<String>,
+    pub identity: BTreeMap<String, String>,
+    /// Changed fields, sensitive values replaced by `(sensitive)`.
+    pub fields: BTreeMap<String, RedactedDiff>,
+    /// `None` on success, else the reason.
+    pub error: Option<String>,
+}
+
+/// A field change safe to log.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RedactedDiff {
+    pub before: Value,
+    pub after: Value,
+}
+
+fn event(
+    sync: &SyncPlan,
+    change: &Change,
+    target_id: Option<String>,
+    error: Option<String>,
+) -> OpEvent {
+    let redact = |sensitive: bool, v: &Value| {
+        if sensitive && !v.is_null() {
+            Value::String("(sensitive)".to_string())
+        } else {
+            v.clone()
+        }
+    };
+    OpEvent {
+        sync: sync.name.clone(),
+        target: sync.target.clone(),
+        action: change.action,
+        target_id: target_id.or_else(|| change.target_id.clone()),
+        identity: change.identity.clone(),
+        fields: change
+            .fields
+            .iter()
+            .map(|(k, d)| {
+                (
+                    k.clone(),
+                    RedactedDiff {
+                        before: redact(d.sensitive, &d.before),
+                        after: redact(d.sensitive, &d.after),
+                    },
+                )
+            })
+            .collect(),
+        error,
+    }
+}
+
 /// Everything one apply needs.
 pub struct ApplyInput<'a> {
     pub syncs: &'a [SyncPlan],
@@ -48,6 +105,8 @@ pub struct ApplyInput<'a> {
     pub live: &'a HashMap<String, Vec<LiveAccount>>,
     pub secrets: &'a Secrets,
     pub options: &'a ApplyOptions,
+    /// Called once per change, as soon as its outcome is known.
+    pub observer: &'a (dyn Fn(&OpEvent) + Send + Sync),
 }
 
 /// Applies every change. `record` is called for each state operation right after the target
@@ -57,7 +116,26 @@ pub async fn apply(
     state: &mut State,
     record: &(dyn Fn(&StateOp) -> Result<(), String> + Send + Sync),
 ) -> ApplyReport {
-    let mut report = ApplyReport::default();
+    let report = Mutex::new(ApplyReport::default());
+    let observe = |sync: &SyncPlan, change: &Change, result: Result<Option<String>, String>| {
+        let (id, error) = match result {
+            Ok(id) => (id, None),
+            Err(e) => (None, Some(e)),
+        };
+        (input.observer)(&event(sync, change, id, error.clone()));
+        if let Ok(mut r) = report.lock() {
+            match error {
+                None => {
+                    *r.applied
+                        .entry(sync.name.clone())
+                        .or_default()
+                        .entry(change.action)
+                        .or_default() += 1
+                }
+                Some(message) => r.failures.push(failure(sync, change, message)),
+            }
+        }
+    };
     for sync in input.syncs {
         if sync.changes.is_empty() {
             continue;
@@ -75,25 +153,27 @@ pub async fn apply(
         let mut ops = Vec::new();
         let mut op_changes = Vec::new();
         for change in &sync.changes {
+            if input.options.cancelled() {
+                observe(
+                    sync,
+                    change,
+                    Err(crate::connector::ConnectorError::Cancelled.to_string()),
+                );
+                continue;
+            }
             match prepare(sync, spec, change, &live_by_id, state, secrets) {
-                Prepared::StateOnly(op) => {
-                    if let Err(e) = record(&op) {
-                        report.failures.push(failure(sync, change, e));
-                        continue;
+                Prepared::StateOnly(op) => match record(&op) {
+                    Ok(()) => {
+                        state.apply_op(&op);
+                        observe(sync, change, Ok(None));
                     }
-                    state.apply_op(&op);
-                    *report
-                        .applied
-                        .entry(sync.name.clone())
-                        .or_default()
-                        .entry(change.action)
-                        .or_default() += 1;
-                }
+                    Err(e) => observe(sync, change, Err(e)),
+                },
                 Prepared::Target(op) => {
                     ops.push(op);
                     op_changes.push(change);
                 }
-                Prepared::Fail(message) => report.failures.push(failure(sync, change, message)),
+                Prepared::Fail(message) => observe(sync, change, Err(message)),
             }
         }
         if ops.is_empty() {
@@ -101,94 +181,68 @@ pub async fn apply(
         }
         let Some(target) = input.targets.get(&sync.target) else {
             for change in op_changes {
-                report.failures.push(failure(
+                observe(
                     sync,
                     change,
-                    format!("target `{}` is not configured", sync.target),
-                ));
+                    Err(format!("target `{}` is not configured", sync.target)),
+                );
             }
             continue;
         };
 
         // Each outcome is journalled from inside the callback, as soon as it is known.
-        let outcome: Mutex<Vec<(usize, Result<StateOp, String>)>> = Mutex::new(Vec::new());
+        let journalled: Mutex<Vec<StateOp>> = Mutex::new(Vec::new());
+        let reported: Mutex<Vec<bool>> = Mutex::new(vec![false; op_changes.len()]);
         let state_snapshot = state.clone();
         let done = |i: usize, result: OpResult| {
             let Some(change) = op_changes.get(i) else {
                 return;
             };
-            let entry = match result {
+            if let Ok(mut seen) = reported.lock() {
+                if seen.get(i).copied().unwrap_or(true) {
+                    return; // a target reporting twice: the first outcome stands
+                }
+                seen[i] = true;
+            }
+            match result {
                 Ok(id) => {
                     let ops = state_ops(sync, spec, change, &id, &live_by_id, &state_snapshot);
-                    let mut journalled = Ok(ops.last().cloned());
+                    let mut outcome = Ok(Some(id));
                     for op in &ops {
                         if let Err(e) = record(op) {
-                            journalled = Err(format!(
-                                "applied in the target but not recorded in the state: {e}"
+                            outcome = Err(format!(
+                                "applied in the target but not recorded in the state ({e}); run plan: the account will be adopted"
                             ));
                             break;
                         }
-                    }
-                    match journalled {
-                        Ok(_) => Ok(ops),
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => Err(e.to_string()),
-            };
-            if let Ok(mut list) = outcome.lock() {
-                match entry {
-                    Ok(ops) => {
-                        for op in ops {
-                            list.push((i, Ok(op)));
+                        if let Ok(mut j) = journalled.lock() {
+                            j.push(op.clone());
                         }
                     }
-                    Err(e) => list.push((i, Err(e))),
+                    observe(sync, change, outcome);
                 }
+                Err(e) => observe(sync, change, Err(e.to_string())),
             }
         };
-        if let Err(e) = target.apply(&ops, input.options, &done).await {
-            for change in &op_changes {
-                report.failures.push(failure(sync, change, e.to_string()));
-            }
-            continue;
+        let batch = target.apply(&ops, input.options, &done).await;
+        for op in journalled.into_inner().unwrap_or_default() {
+            state.apply_op(&op);
         }
-        let results = outcome.into_inner().unwrap_or_default();
-        let mut counted = vec![false; op_changes.len()];
-        for (i, r) in results {
-            let Some(change) = op_changes.get(i) else {
+        let seen = reported.into_inner().unwrap_or_default();
+        for (i, change) in op_changes.iter().enumerate() {
+            if seen.get(i).copied().unwrap_or(false) {
                 continue;
+            }
+            let message = match &batch {
+                Err(e) => e.to_string(),
+                Ok(()) => {
+                    "the target reported no outcome for this operation; run plan again".to_string()
+                }
             };
-            match r {
-                Ok(op) => {
-                    state.apply_op(&op);
-                    if !counted[i] {
-                        counted[i] = true;
-                        *report
-                            .applied
-                            .entry(sync.name.clone())
-                            .or_default()
-                            .entry(change.action)
-                            .or_default() += 1;
-                    }
-                }
-                Err(message) => {
-                    counted[i] = true;
-                    report.failures.push(failure(sync, change, message));
-                }
-            }
-        }
-        for (i, seen) in counted.iter().enumerate() {
-            if !seen && let Some(change) = op_changes.get(i) {
-                report.failures.push(failure(
-                    sync,
-                    change,
-                    "the target reported no outcome for this operation; run plan again".to_string(),
-                ));
-            }
+            observe(sync, change, Err(message));
         }
     }
-    report
+    report.into_inner().unwrap_or_default()
 }
 
 enum Prepared {
@@ -385,5 +439,234 @@ fn state_ops(
                 },
             }]
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::TargetKind;
+    use crate::config::{ManagePolicy, OnCreate, RemovedPolicy};
+    use crate::connector::{ConnectorError, for_each_op};
+    use crate::expr::Expr;
+    use crate::plan::{ActiveDiff, FieldDiff, Summary};
+    use crate::planner::MaxRemovalsSpec;
+    use async_trait::async_trait;
+    use serde_json::json;
+    use std::sync::Mutex as StdMutex;
+
+    /// A target that fails every operation whose email starts with "bad".
+    struct Picky {
+        seen: StdMutex<Vec<TargetOp>>,
+    }
+
+    #[async_trait]
+    impl Target for Picky {
+        async fn list(&self) -> Result<Vec<LiveAccount>, ConnectorError> {
+            Ok(vec![])
+        }
+        async fn apply(
+            &self,
+            ops: &[TargetOp],
+            opts: &ApplyOptions,
+            done: &(dyn Fn(usize, OpResult) + Send + Sync),
+        ) -> Result<(), ConnectorError> {
+            for_each_op(
+                ops,
+                opts,
+                |i, op| {
+                    self.seen.lock().unwrap().push(op.clone());
+                    let result = match op {
+                        TargetOp::Create { fields, .. } => {
+                            let email = fields["email"].as_str().unwrap_or_default().to_string();
+                            if email.starts_with("bad") {
+                                Err(ConnectorError::Rejected {
+                                    message: format!("422 Email {email} is blocked"),
+                                })
+                            } else {
+                                Ok(format!("id-{i}"))
+                            }
+                        }
+                        _ => Ok("x".to_string()),
+                    };
+                    async move { result }
+                },
+                done,
+            )
+            .await;
+            Ok(())
+        }
+    }
+
+    fn spec() -> SyncSpec {
+        SyncSpec {
+            name: "s".into(),
+            source: "hr".into(),
+            target: "t".into(),
+            target_kind: TargetKind::MojoHelpdesk,
+            custom_fields: vec![],
+            where_: None,
+            identity: vec!["email".into()],
+            fields: vec![
+                ("email".into(), Some(Expr::compile("user.email").unwrap())),
+                ("password".into(), Some(Expr::compile("user.pw").unwrap())),
+            ],
+            active: None,
+            on_create: OnCreate::default(),
+            removed: RemovedPolicy::Deactivate,
+            manage: ManagePolicy::Owned,
+            protect: vec![],
+            max_removals: MaxRemovalsSpec::Count(10),
+        }
+    }
+
+    fn create(email: &str) -> Change {
+        Change {
+            action: Action::Create,
+            identity: BTreeMap::from([("email".into(), email.into())]),
+            target_id: None,
+            fields: BTreeMap::from([
+                (
+                    "email".into(),
+                    FieldDiff {
+                        before: Value::Null,
+                        after: json!(email),
+                        sensitive: false,
+                    },
+                ),
+                (
+                    "password".into(),
+                    FieldDiff {
+                        before: Value::Null,
+                        after: crate::plan::sensitive_marker(),
+                        sensitive: true,
+                    },
+                ),
+            ]),
+            active: Some(ActiveDiff {
+                before: None,
+                after: true,
+            }),
+            live_fingerprint: None,
+            removal: false,
+            notes: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_operation_fails_alone_and_only_successes_are_recorded() {
+        let emails = ["a@x.com", "bad@x.com", "c@x.com"];
+        let sync = SyncPlan {
+            name: "s".into(),
+            source: "hr".into(),
+            target: "t".into(),
+            summary: Summary::default(),
+            changes: emails.iter().map(|e| create(e)).collect(),
+            invalid: vec![],
+            conflicts: vec![],
+            errors: vec![],
+        };
+        let picky = Picky {
+            seen: StdMutex::new(vec![]),
+        };
+        let targets: HashMap<String, Box<dyn Target>> =
+            HashMap::from([("t".to_string(), Box::new(picky) as Box<dyn Target>)]);
+        let secrets: Secrets = HashMap::from([(
+            "s".to_string(),
+            emails
+                .iter()
+                .map(|e| {
+                    (
+                        e.to_string(),
+                        BTreeMap::from([("password".to_string(), json!("pw-123456"))]),
+                    )
+                })
+                .collect(),
+        )]);
+        let recorded = StdMutex::new(Vec::new());
+        let events = StdMutex::new(Vec::new());
+        let mut state = State::new("l".into());
+        let report = apply(
+            ApplyInput {
+                syncs: std::slice::from_ref(&sync),
+                specs: &[spec()],
+                targets: &targets,
+                live: &HashMap::new(),
+                secrets: &secrets,
+                options: &ApplyOptions::default(),
+                observer: &|e: &OpEvent| events.lock().unwrap().push(e.clone()),
+            },
+            &mut state,
+            &|op: &StateOp| {
+                recorded.lock().unwrap().push(op.clone());
+                Ok(())
+            },
+        )
+        .await;
+        assert_eq!(report.succeeded(), 2);
+        assert_eq!(report.failures.len(), 1);
+        assert_eq!(report.failures[0].identity, "bad@x.com");
+        assert!(
+            report.failures[0]
+                .message
+                .contains("422 Email bad@x.com is blocked")
+        );
+        let managed: Vec<&String> = state.syncs["s"].accounts.keys().collect();
+        assert_eq!(managed.len(), 2);
+        assert_eq!(
+            recorded.lock().unwrap().len(),
+            2,
+            "only successes are journalled"
+        );
+        let events = events.lock().unwrap();
+        assert_eq!(events.len(), 3);
+        for e in events.iter() {
+            assert_eq!(e.fields["password"].after, json!("(sensitive)"));
+        }
+        // The real secret reached the target, and only there.
+        let stored = serde_json::to_string(&state).unwrap();
+        assert!(!stored.contains("pw-123456"));
+    }
+
+    #[tokio::test]
+    async fn cancelled_apply_starts_nothing_new() {
+        let sync = SyncPlan {
+            name: "s".into(),
+            source: "hr".into(),
+            target: "t".into(),
+            summary: Summary::default(),
+            changes: vec![create("a@x.com")],
+            invalid: vec![],
+            conflicts: vec![],
+            errors: vec![],
+        };
+        let targets: HashMap<String, Box<dyn Target>> = HashMap::from([(
+            "t".to_string(),
+            Box::new(Picky {
+                seen: StdMutex::new(vec![]),
+            }) as Box<dyn Target>,
+        )]);
+        let options = ApplyOptions::default();
+        options
+            .cancel
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut state = State::new("l".into());
+        let report = apply(
+            ApplyInput {
+                syncs: std::slice::from_ref(&sync),
+                specs: &[spec()],
+                targets: &targets,
+                live: &HashMap::new(),
+                secrets: &HashMap::new(),
+                options: &options,
+                observer: &|_: &OpEvent| {},
+            },
+            &mut state,
+            &|_: &StateOp| Ok(()),
+        )
+        .await;
+        assert_eq!(report.succeeded(), 0);
+        assert!(report.failures[0].message.contains("interrupted"));
+        assert!(state.syncs.is_empty());
     }
 }

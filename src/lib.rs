@@ -4,6 +4,7 @@
 //! for the code map and the invariants (notably: the planner does no I/O).
 
 pub mod apply;
+pub mod audit;
 pub mod catalog;
 pub mod config;
 pub mod connector;

@@ -616,3 +616,65 @@ fn apply_on_a_terminal_asks_and_only_yes_applies() {
     assert!(out.contains("9 of 9 change(s) applied"), "{out}");
     assert_eq!(w.exports(), vec!["export-000001"]);
 }
+
+#[test]
+fn apply_writes_a_redacted_audit_log() {
+    let w = Work::new();
+    w.apply();
+    let text = fs::read_to_string(w.path(".headcount/audit.jsonl")).expect("audit log");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 9, "one line per applied operation");
+    for l in &lines {
+        assert_eq!(l["result"], "ok");
+        assert_eq!(l["sync"], "staff");
+        assert_eq!(l["action"], "create");
+        assert!(l["time"].is_string() && l["identity"]["email"].is_string());
+    }
+    let bob = lines
+        .iter()
+        .find(|l| l["identity"]["email"] == "bob@example.com")
+        .expect("bob");
+    assert_eq!(bob["fields"]["password"]["after"], "(sensitive)");
+    assert!(
+        !text.contains("s3cret-pw"),
+        "secrets never in the audit log"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(w.path(".headcount/audit.jsonl"))
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // A later apply appends.
+    w.edit_csv(|t| t.replace("Ann,Archer", "Anne,Archer"));
+    w.apply();
+    let text = fs::read_to_string(w.path(".headcount/audit.jsonl")).expect("audit log");
+    assert_eq!(text.lines().count(), 10);
+}
+
+#[test]
+fn apply_json_streams_one_object_per_operation() {
+    let w = Work::new();
+    w.run(&["apply", "--json"])
+        .code(1)
+        .stderr(predicate::str::contains("--auto-approve"));
+    let a = w.run(&["apply", "--json", "--auto-approve"]).success();
+    let lines: Vec<Value> = stdout_of(&a)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is one JSON object"))
+        .collect();
+    assert_eq!(lines[0]["type"], "plan");
+    assert_eq!(lines.iter().filter(|l| l["type"] == "operation").count(), 9);
+    let last = lines.last().expect("summary");
+    assert_eq!(last["type"], "summary");
+    assert_eq!(last["applied"], 9);
+    assert_eq!(last["failed"], 0);
+    assert!(!stdout_of(&a).contains("s3cret-pw"));
+}

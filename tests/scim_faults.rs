@@ -53,7 +53,7 @@ fn thousand_accounts_through_twenty_percent_faults_converge() {
             hold: Duration::from_secs(3), // the client timeout is 2 s
             latency: None,
             retry_after_secs: 1,
-            seed: 0x5EED_0F_FA17,
+            seed: 0x5EED_F417_0001,
         },
     );
     let work = Workspace::new(

@@ -1,10 +1,13 @@
 //! `apply`: plan + confirm + apply, or apply a saved plan exactly (refusing a stale one).
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use headcount::apply::{self, ApplyInput, ApplyReport};
+use headcount::apply::{self, ApplyInput, ApplyReport, OpEvent};
+use headcount::audit::AuditLog;
+use headcount::connector::ApplyOptions;
 use headcount::engine::{Engine, Snapshot};
 use headcount::plan::PlanDocument;
 use headcount::render;
@@ -25,6 +28,11 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
         ui.note(format!("warning: {w}"));
     }
     // Fail fast before touching anything when no one can confirm.
+    if args.planfile.is_none() && !args.auto_approve && args.json {
+        anyhow::bail!(
+            "--json needs --auto-approve (or a plan file): a plan cannot be confirmed while streaming JSON"
+        );
+    }
     if args.planfile.is_none() && !args.auto_approve && !std::io::stdin().is_terminal() {
         anyhow::bail!(
             "stdin is not a terminal, so the plan cannot be confirmed: review it with `headcount plan` and re-run with --auto-approve, or apply a saved plan file"
@@ -47,15 +55,24 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
                 args.syncs.is_empty(),
             );
             let doc = engine.document(&planned, state.as_ref());
-            print!(
-                "{}",
-                render::text(&doc, &render::TextOptions { color: ui.color })
-            );
+            if args.json {
+                emit_json(&serde_json::json!({"type": "plan", "plan": &doc}));
+            } else {
+                print!(
+                    "{}",
+                    render::text(&doc, &render::TextOptions { color: ui.color })
+                );
+            }
             if doc.has_errors() {
                 ui.note("The plan has errors (above); nothing was applied.");
                 return Ok(EXIT_ERROR);
             }
             if doc.total_changes() == 0 {
+                if args.json {
+                    emit_json(
+                        &serde_json::json!({"type": "summary", "applied": 0, "failed": 0, "interrupted": false, "failures": []}),
+                    );
+                }
                 return Ok(EXIT_OK);
             }
             if !args.auto_approve && !confirm()? {
@@ -118,7 +135,13 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
                 check_secrets_present(&doc, &secrets)?;
             }
             if doc.total_changes() == 0 {
-                println!("No changes in the plan. Nothing to apply.");
+                if args.json {
+                    emit_json(
+                        &serde_json::json!({"type": "summary", "applied": 0, "failed": 0, "interrupted": false, "failures": []}),
+                    );
+                } else {
+                    println!("No changes in the plan. Nothing to apply.");
+                }
                 return Ok(EXIT_OK);
             }
             (doc, secrets, snap, conns)
@@ -135,6 +158,36 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
             .map_err(|_| "the journal lock is poisoned".to_string())?;
         j.append(op).map_err(|e| e.to_string())
     };
+
+    // Audit log next to the state; a failure to write it is reported, never silently dropped.
+    let audit_path = engine
+        .store
+        .path()
+        .parent()
+        .map(|d| d.join("audit.jsonl"))
+        .unwrap_or_else(|| std::path::PathBuf::from("audit.jsonl"));
+    let audit = AuditLog::open(&audit_path)?;
+    let audit_failed = AtomicBool::new(false);
+    let commit = doc.config.git.as_ref().map(|g| g.commit.clone());
+
+    let options = ApplyOptions {
+        parallelism: usize::from(args.parallelism),
+        cancel: Arc::new(AtomicBool::new(false)),
+    };
+    let signals = tokio::spawn(watch_signals(options.cancel.clone(), ui.quiet));
+    let progress = Progress::start(doc.total_changes(), ui.progress && !args.json);
+    let observer = |event: &OpEvent| {
+        if let Err(e) = audit.append(event, commit.as_deref())
+            && !audit_failed.swap(true, Ordering::SeqCst)
+        {
+            eprintln!("warning: {e}");
+        }
+        if args.json {
+            emit_json(&serde_json::json!({"type": "operation", "event": event}));
+        }
+        progress.inc();
+    };
+
     let mut new_state = base.clone();
     let live_ok = live.live_ok();
     let report = apply::apply(
@@ -144,12 +197,15 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
             targets: &conns.targets,
             live: &live_ok,
             secrets: &secrets,
-            options: &headcount::connector::ApplyOptions::default(),
+            options: &options,
+            observer: &observer,
         },
         &mut new_state,
         &record,
     )
     .await;
+    signals.abort();
+    progress.finish();
     drop(journal);
     if report.succeeded() > 0 {
         engine
@@ -157,12 +213,102 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
             .commit(&guard, &mut new_state)
             .context("the changes were applied and journalled, but the state could not be saved; the next run recovers them from the journal")?;
     }
-    print_report(&doc, &report, ui);
-    Ok(if report.failures.is_empty() {
+    let interrupted = options.cancelled();
+    if args.json {
+        emit_json(&serde_json::json!({
+            "type": "summary",
+            "applied": report.succeeded(),
+            "failed": report.failures.len(),
+            "interrupted": interrupted,
+            "failures": &report.failures,
+        }));
+    } else {
+        print_report(&doc, &report, ui);
+    }
+    if interrupted {
+        ui.note("Interrupted: in-flight operations finished and the state was saved; run `headcount apply` again to finish.");
+    }
+    Ok(if report.failures.is_empty() && !interrupted {
         EXIT_OK
     } else {
         EXIT_ERROR
     })
+}
+
+/// Prints one JSON object on its own line (the `--json` event stream).
+fn emit_json(value: &serde_json::Value) {
+    println!("{value}");
+}
+
+/// Sets `cancel` on the first SIGINT or SIGTERM, so that no new operation starts; those in
+/// flight finish and the state is saved. A second signal is left to the default handling.
+async fn watch_signals(cancel: Arc<AtomicBool>, quiet: bool) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+    }
+    cancel.store(true, Ordering::SeqCst);
+    if !quiet {
+        eprintln!(
+            "\nInterrupt received: finishing the operations in flight and saving the state..."
+        );
+    }
+}
+
+/// A progress bar on stderr, shown only on a terminal and only for applies that last more than
+/// a couple of seconds.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    reveal: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(total: usize, enabled: bool) -> Progress {
+        let bar = indicatif::ProgressBar::hidden();
+        bar.set_length(total as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} changes, {elapsed} elapsed, ~{eta} left",
+        ) {
+            bar.set_style(style);
+        }
+        let reveal = enabled.then(|| {
+            let bar = bar.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                if !bar.is_finished() {
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                }
+            })
+        });
+        Progress { bar, reveal }
+    }
+
+    fn inc(&self) {
+        self.bar.inc(1);
+    }
+
+    fn finish(&self) {
+        if let Some(r) = &self.reveal {
+            r.abort();
+        }
+        self.bar.finish_and_clear();
+    }
 }
 
 fn confirm() -> anyhow::Result<bool> {

@@ -142,6 +142,12 @@ pub struct ApplyArgs {
     /// Lift the mass-removal guard (limits.max_removals, empty sources).
     #[arg(long)]
     pub allow_mass_removal: bool,
+    /// Operations in flight at once per target (each target's rate limit still applies).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
+    /// Stream one JSON object per operation on stdout (and a final summary) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,8 @@ pub struct Ui {
     pub color: bool,
     pub color_stderr: bool,
     pub quiet: bool,
+    /// Progress bars allowed: stderr is a terminal, and neither --quiet nor --no-progress.
+    pub progress: bool,
 }
 
 impl Ui {
@@ -39,6 +41,7 @@ impl Ui {
             color,
             color_stderr,
             quiet: cli.quiet,
+            progress: !cli.quiet && !cli.no_progress && std::io::stderr().is_terminal(),
         }
     }
 

@@ -12,7 +12,7 @@ use crate::config::model::{SourceConfig, TargetConfig};
 /// config works the same from any working directory. Error messages do not repeat the name:
 /// the caller prefixes it (`source `hr`: ...`).
 pub fn build_source(
-    _name: &str,
+    name: &str,
     cfg: &SourceConfig,
     base_dir: &Path,
 ) -> Result<Box<dyn Source>, ConnectorError> {
@@ -26,16 +26,46 @@ pub fn build_source(
             let delimiter = parse_delimiter(delimiter.as_deref())?;
             Ok(Box::new(CsvSource::new(resolve(base_dir, path), delimiter)))
         }
+        SourceConfig::Scim {
+            base_url,
+            token,
+            filter,
+        } => {
+            let token = secret(token, "token", base_dir)?;
+            let client = super::scim::client(
+                &format!("scim source `{name}`"),
+                base_url,
+                token,
+                None,
+                None,
+            )
+            .map_err(ConnectorError::from)?;
+            Ok(Box::new(super::scim::ScimSource::new(
+                client,
+                filter.clone(),
+            )))
+        }
         other => Err(ConnectorError::Unsupported {
             kind: other.kind().to_string(),
         }),
     }
 }
 
+/// Reads a secret reference, saying which setting it is when it cannot be read.
+fn secret(
+    reference: &crate::config::secret::SecretRef,
+    key: &str,
+    base_dir: &Path,
+) -> Result<secrecy::SecretString, ConnectorError> {
+    reference
+        .resolve(base_dir)
+        .map_err(|e| ConnectorError::Config(format!("`{key}`: {e}")))
+}
+
 /// Builds a target. Relative paths resolve against `base_dir`; as with sources, the caller
 /// prefixes error messages with the name.
 pub fn build_target(
-    _name: &str,
+    name: &str,
     cfg: &TargetConfig,
     base_dir: &Path,
 ) -> Result<Box<dyn Target>, ConnectorError> {
@@ -60,6 +90,23 @@ pub fn build_target(
                 *max_rows_per_file,
                 custom_fields.clone(),
             )))
+        }
+        TargetConfig::Scim {
+            base_url,
+            token,
+            rate_limit,
+            timeout,
+        } => {
+            let token = secret(token, "token", base_dir)?;
+            let client = super::scim::client(
+                &format!("scim target `{name}`"),
+                base_url,
+                token,
+                rate_limit.as_deref(),
+                timeout.as_deref(),
+            )
+            .map_err(ConnectorError::from)?;
+            Ok(Box::new(super::scim::ScimTarget::new(client)))
         }
         other => Err(ConnectorError::Unsupported {
             kind: other.kind().to_string(),
@@ -153,24 +200,41 @@ mod tests {
     }
 
     #[test]
-    fn other_kinds_are_unsupported() {
+    fn scim_connectors_need_a_readable_token() {
         let cfg = TargetConfig::Scim {
             base_url: "http://localhost".to_string(),
-            token: crate::config::secret::SecretRef::Env("T".to_string()),
+            token: crate::config::secret::SecretRef::Env("HEADCOUNT_TEST_UNSET_TOKEN".to_string()),
             rate_limit: None,
             timeout: None,
         };
         let err = build_target("scim", &cfg, Path::new(".")).err().unwrap();
-        assert_eq!(
-            err.to_string(),
-            "the scim connector is not available in this build yet"
+        assert!(
+            err.to_string().starts_with("`token`: environment variable"),
+            "{err}"
         );
         let cfg = SourceConfig::Scim {
             base_url: "http://localhost".to_string(),
-            token: crate::config::secret::SecretRef::Env("T".to_string()),
+            token: crate::config::secret::SecretRef::Env("HEADCOUNT_TEST_UNSET_TOKEN".to_string()),
             filter: None,
         };
         let err = build_source("scim", &cfg, Path::new(".")).err().unwrap();
-        assert!(matches!(err, ConnectorError::Unsupported { kind } if kind == "scim"));
+        assert!(matches!(err, ConnectorError::Config(_)), "{err}");
+    }
+
+    #[test]
+    fn scim_targets_build_from_a_token_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tok"), "t\n").unwrap();
+        let cfg = |rate: Option<&str>| TargetConfig::Scim {
+            base_url: "http://127.0.0.1:9/v2".to_string(),
+            token: crate::config::secret::SecretRef::File("tok".to_string()),
+            rate_limit: rate.map(str::to_string),
+            timeout: Some("5s".to_string()),
+        };
+        assert!(build_target("scim", &cfg(Some("10/s")), dir.path()).is_ok());
+        let err = build_target("scim", &cfg(Some("ten/s")), dir.path())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("rate limit `ten/s`"), "{err}");
     }
 }

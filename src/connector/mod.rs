@@ -84,20 +84,26 @@ pub async fn for_each_op<'a, F, Fut>(
     Fut: std::future::Future<Output = OpResult>,
 {
     use futures::StreamExt;
-    let run = &run;
-    futures::stream::iter(ops.iter().enumerate())
-        .map(|(i, op)| async move {
+    use futures::stream::FuturesUnordered;
+    let limit = opts.parallelism.max(1);
+    let mut in_flight = FuturesUnordered::new();
+    let mut next = 0;
+    loop {
+        while in_flight.len() < limit && next < ops.len() {
+            let i = next;
+            next += 1;
             if opts.cancelled() {
-                return (i, Err(ConnectorError::Cancelled));
+                done(i, Err(ConnectorError::Cancelled));
+                continue;
             }
-            (i, run(i, op).await)
-        })
-        .buffer_unordered(opts.parallelism.max(1))
-        .for_each(|(i, result)| {
-            done(i, result);
-            futures::future::ready(())
-        })
-        .await;
+            let fut = run(i, &ops[i]);
+            in_flight.push(async move { (i, fut.await) });
+        }
+        match in_flight.next().await {
+            Some((i, result)) => done(i, result),
+            None => break,
+        }
+    }
 }
 
 /// Reads people.
@@ -151,4 +157,69 @@ pub trait Target: Send + Sync {
         opts: &ApplyOptions,
         done: &(dyn Fn(usize, OpResult) + Send + Sync),
     ) -> Result<(), ConnectorError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn for_each_op_bounds_concurrency_and_reports_every_op() {
+        let ops: Vec<TargetOp> = (0..20)
+            .map(|i| TargetOp::Delete { id: i.to_string() })
+            .collect();
+        let now = AtomicUsize::new(0);
+        let max = AtomicUsize::new(0);
+        let seen = Mutex::new(Vec::new());
+        let opts = ApplyOptions {
+            parallelism: 3,
+            ..ApplyOptions::default()
+        };
+        for_each_op(
+            &ops,
+            &opts,
+            |i, _| {
+                let (now, max) = (&now, &max);
+                async move {
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    max.fetch_max(n, Ordering::SeqCst);
+                    for _ in 0..3 {
+                        tokio::task::yield_now().await;
+                    }
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    Ok(i.to_string())
+                }
+            },
+            &|i, r| seen.lock().unwrap().push((i, r.is_ok())),
+        )
+        .await;
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort();
+        assert_eq!(seen, (0..20).map(|i| (i, true)).collect::<Vec<_>>());
+        assert_eq!(max.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn for_each_op_starts_nothing_once_cancelled() {
+        let ops: Vec<TargetOp> = (0..5)
+            .map(|i| TargetOp::Delete { id: i.to_string() })
+            .collect();
+        let opts = ApplyOptions::default();
+        opts.cancel.store(true, Ordering::SeqCst);
+        let seen = Mutex::new(Vec::new());
+        for_each_op(
+            &ops,
+            &opts,
+            |_, _| async { Ok("x".to_string()) },
+            &|i, r| {
+                seen.lock()
+                    .unwrap()
+                    .push((i, matches!(r, Err(ConnectorError::Cancelled))))
+            },
+        )
+        .await;
+        assert_eq!(seen.into_inner().unwrap().len(), 5);
+    }
 }

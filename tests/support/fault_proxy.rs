@@ -230,7 +230,7 @@ impl FaultProxy {
                         connections.spawn(async move {
                             let service = service_fn(move |req| {
                                 let shared = Arc::clone(&shared);
-                                async move { handle(shared, req).await }
+                                async move { serve_request(shared, req).await }
                             });
                             let _ = http1::Builder::new()
                                 .serve_connection(TokioIo::new(stream), service)
@@ -286,7 +286,7 @@ fn key_of(method: &str, path: &str, body: &[u8]) -> u64 {
     h.finish()
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> ProxyResult {
+async fn serve_request(shared: Arc<Shared>, req: Request<Incoming>) -> ProxyResult {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
