@@ -2,7 +2,7 @@
 //! sources and targets, plan, and assemble the plan document. The CLI and (later) the reconcile
 //! loop both drive this; it holds no policy of its own.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -246,6 +246,7 @@ impl Engine {
             };
             let by_id: HashMap<&str, &LiveAccount> =
                 accounts.iter().map(|a| (a.id.as_str(), a)).collect();
+            let by_identity = spec.map(|s| identity_index(s, accounts)).unwrap_or_default();
             for change in &sync.changes {
                 match (&change.target_id, &change.live_fingerprint) {
                     (Some(id), Some(fp)) => match by_id.get(id.as_str()) {
@@ -262,8 +263,10 @@ impl Engine {
                         )),
                     },
                     (None, _) if change.action == Action::Create => {
-                        if let Some(spec) = spec
-                            && let Some(acc) = find_by_identity(spec, accounts, &change.identity)
+                        if let Some(acc) = change
+                            .identity
+                            .iter()
+                            .find_map(|(k, v)| by_identity.get(&(k.clone(), v.clone())))
                         {
                             problems.push(format!(
                                 "sync `{}`: {} was to be created but account {} with that identity now exists in the target",
@@ -301,24 +304,25 @@ fn first_identity(change: &plan::Change) -> String {
     change.identity.values().next().cloned().unwrap_or_default()
 }
 
-fn find_by_identity<'a>(
+/// Live accounts by (identity key, normalised value), to check creates in one pass.
+fn identity_index<'a>(
     spec: &SyncSpec,
     accounts: &'a [LiveAccount],
-    identity: &BTreeMap<String, String>,
-) -> Option<&'a LiveAccount> {
+) -> HashMap<(String, String), &'a LiveAccount> {
     let specs = planner::desired::field_specs(spec);
-    accounts.iter().find(|acc| {
-        identity.iter().any(|(k, v)| {
-            let norm = specs
-                .get(k)
-                .and_then(|f| f.identity)
-                .unwrap_or(crate::catalog::IdentityNorm::Exact);
-            match acc.fields.get(k) {
-                Some(Value::String(s)) => norm.normalise(s) == *v,
-                _ => false,
+    let mut index = HashMap::new();
+    for key in &spec.identity {
+        let norm = specs
+            .get(key)
+            .and_then(|f| f.identity)
+            .unwrap_or(crate::catalog::IdentityNorm::Exact);
+        for acc in accounts {
+            if let Some(Value::String(s)) = acc.fields.get(key) {
+                index.insert((key.clone(), norm.normalise(s)), acc);
             }
-        })
-    })
+        }
+    }
+    index
 }
 
 /// The git commit of the repository holding the config, and whether the work tree is dirty.

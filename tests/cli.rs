@@ -678,3 +678,20 @@ fn apply_json_streams_one_object_per_operation() {
     assert_eq!(last["failed"], 0);
     assert!(!stdout_of(&a).contains("s3cret-pw"));
 }
+
+#[test]
+fn saved_plan_is_stale_when_an_account_to_create_appeared() {
+    let w = Work::new();
+    w.run(&["plan", "--out", "plan.json"]).success();
+    let dir = w.path("out/export-000001");
+    fs::create_dir_all(&dir).expect("dir");
+    fs::write(
+        dir.join("users-001.csv"),
+        "First Name,Middle Name,Last Name,Email,Password,Company,Work Phone,Cell Phone,Home Phone,Notes,department\nAnn,,Archer,ANN@example.com,,Acme,,,,,Sales\n",
+    )
+    .expect("write");
+    w.run(&["apply", "plan.json"])
+        .code(1)
+        .stderr(predicate::str::contains("ann@example.com was to be created"));
+    assert_eq!(w.exports().len(), 1, "nothing written");
+}

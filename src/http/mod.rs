@@ -793,10 +793,10 @@ impl HttpClient {
 
     fn pause_all(&self, wait: Duration) {
         let until = Instant::now() + wait;
-        if let Ok(mut g) = self.inner.paused_until.lock() {
-            if g.is_none_or(|t| t < until) {
-                *g = Some(until);
-            }
+        if let Ok(mut g) = self.inner.paused_until.lock()
+            && g.is_none_or(|t| t < until)
+        {
+            *g = Some(until);
         }
     }
 
@@ -826,10 +826,10 @@ impl HttpClient {
     /// reset header (seconds, or a Unix time when it is that large).
     fn asked_wait(&self, headers: &HeaderMap) -> Option<(Duration, String)> {
         let text = |v: &HeaderValue| v.to_str().ok().map(str::trim).map(str::to_string);
-        if let Some(v) = headers.get(RETRY_AFTER).and_then(text) {
-            if let Some(d) = parse_retry_after(&v, SystemTime::now()) {
-                return Some((d, format!("Retry-After: {v}")));
-            }
+        if let Some(v) = headers.get(RETRY_AFTER).and_then(text)
+            && let Some(d) = parse_retry_after(&v, SystemTime::now())
+        {
+            return Some((d, format!("Retry-After: {v}")));
         }
         let name = self.inner.reset_header.as_ref()?;
         let v = headers.get(name).and_then(text)?;
@@ -903,7 +903,9 @@ impl HttpClient {
             Err(e) => {
                 let c = cause(&e);
                 tracing::debug!(target: "headcount::http", "✗ {what}: {c}");
-                return Ok(if e.is_connect() && !e.is_timeout() || is_refused(&e) {
+                // A failure while connecting (refused, DNS, connect timeout) means nothing
+                // was sent, so even a create may be resent.
+                return Ok(if e.is_connect() || is_refused(&e) {
                     Attempt::NotSent(c)
                 } else if e.is_timeout() {
                     Attempt::Lost(format!(
@@ -951,10 +953,10 @@ fn millis(d: Duration) -> u64 {
 fn is_refused(e: &reqwest::Error) -> bool {
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return true;
-            }
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
         }
         src = s.source();
     }

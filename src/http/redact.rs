@@ -94,13 +94,15 @@ pub fn headers(headers: &HeaderMap) -> String {
         .join("; ")
 }
 
-/// A JSON value with the values of secret keys replaced, at any depth.
+/// A JSON value with the scalar values of secret keys replaced, at any depth. Objects under
+/// such keys are walked instead (SCIM's `changePassword: {supported: true}` is no secret).
 pub fn json(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    let v = if is_secret_name(k) && !v.is_null() {
+                    let scalar = !(v.is_null() || v.is_object() || v.is_array());
+                    let v = if is_secret_name(k) && scalar {
                         Value::String(REDACTED.to_string())
                     } else {
                         json(v)
@@ -199,13 +201,18 @@ mod tests {
         let body_in = serde_json::json!({
             "user": {"email": "a@x.io", "password": "hunter2", "nested": [{"client_secret": "cs"}]},
             "access_key": "ak",
-            "emptyPassword": null
+            "emptyPassword": null,
+            "changePassword": {"supported": true}
         });
         let shown = body(body_in.to_string().as_bytes());
         for secret in ["hunter2", "\"cs\"", "\"ak\""] {
             assert!(!shown.contains(secret), "{shown}");
         }
         assert!(shown.contains("a@x.io"), "{shown}");
+        assert!(
+            shown.contains(r#""changePassword":{"supported":true}"#),
+            "{shown}"
+        );
         assert_eq!(body(b"user=a&password=p"), "user=a&password=[redacted]");
         assert_eq!(body(b"plain text"), "plain text");
     }

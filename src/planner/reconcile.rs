@@ -236,6 +236,18 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
         }
     }
 
+    // Managed accounts that vanished from the target, by primary identity (a create of the same
+    // person replaces them).
+    let mut gone_by_primary: HashMap<&str, Vec<&str>> = HashMap::new();
+    if let Some(key) = spec.identity.first() {
+        for (id, m) in managed {
+            if !live_by_id.contains_key(id.as_str())
+                && let Some(p) = m.identity.get(key)
+            {
+                gone_by_primary.entry(p.as_str()).or_default().push(id.as_str());
+            }
+        }
+    }
     let mut touched: HashSet<usize> = HashSet::new();
     let mut creates_by_primary: HashSet<String> = HashSet::new();
     for (di, d) in desired_set.accounts.iter().enumerate() {
@@ -270,7 +282,8 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
                 }
             }
             None => {
-                let (change, secret) = create_change(spec, &specs, d, managed, &live_by_id);
+                let gone = gone_by_primary.get(d.primary(spec)).cloned().unwrap_or_default();
+                let (change, secret) = create_change(spec, &specs, d, &gone);
                 creates_by_primary.insert(d.primary(spec).to_string());
                 if !secret.is_empty() {
                     secrets.insert(d.primary(spec).to_string(), secret);
@@ -524,8 +537,7 @@ fn create_change(
     spec: &SyncSpec,
     specs: &BTreeMap<String, FieldSpec>,
     d: &Desired,
-    managed: &BTreeMap<String, ManagedAccount>,
-    live_by_id: &HashMap<&str, usize>,
+    gone: &[&str],
 ) -> (Change, BTreeMap<String, Value>) {
     let mut fields = BTreeMap::new();
     let mut secret = BTreeMap::new();
@@ -550,19 +562,12 @@ fn create_change(
             },
         );
     }
-    let mut notes = Vec::new();
-    let primary = d.primary(spec);
-    if let Some(key) = spec.identity.first() {
-        for (id, m) in managed {
-            if m.identity.get(key).map(String::as_str) == Some(primary)
-                && !live_by_id.contains_key(id.as_str())
-            {
-                notes.push(format!(
-                    "was managed as {id} but that account is gone from the target; it is created again"
-                ));
-            }
-        }
-    }
+    let mut notes: Vec<String> = gone
+        .iter()
+        .map(|id| {
+            format!("was managed as {id} but that account is gone from the target; it is created again")
+        })
+        .collect();
     let active = spec.on_create.active && d.active;
     if !d.active {
         notes.push("created inactive: inactive in the source".to_string());

@@ -121,6 +121,29 @@ impl Stats {
     pub fn fault(&self, kind: FaultKind) -> u64 {
         self.faults.get(&kind).copied().unwrap_or(0)
     }
+
+    /// The counts since `earlier` (a snapshot of the same proxy).
+    pub fn since(&self, earlier: &Stats) -> Stats {
+        let sub = |a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>| {
+            a.iter()
+                .map(|(k, v)| (k.clone(), v - b.get(k).copied().unwrap_or(0)))
+                .collect()
+        };
+        Stats {
+            requests: self.requests - earlier.requests,
+            by_method: sub(&self.by_method, &earlier.by_method),
+            forwarded: self.forwarded - earlier.forwarded,
+            faults: self
+                .faults
+                .iter()
+                .map(|(k, v)| (*k, v - earlier.fault(*k)))
+                .collect(),
+            repeated_keys: self.repeated_keys - earlier.repeated_keys,
+            retry_after_checks: self.retry_after_checks - earlier.retry_after_checks,
+            violations: self.violations[earlier.violations.len()..].to_vec(),
+            upstream_errors: self.upstream_errors - earlier.upstream_errors,
+        }
+    }
 }
 
 /// A tiny xorshift64 generator; no `rand` crate needed.
@@ -260,6 +283,16 @@ impl FaultProxy {
     /// Changes the fault rate from now on (0.0 turns faults off).
     pub fn set_rate(&self, rate: f64) {
         self.shared.config.lock().expect("config").rate = rate;
+    }
+
+    /// Changes the fault kinds drawn from now on.
+    pub fn set_kinds(&self, kinds: &[FaultKind]) {
+        self.shared.config.lock().expect("config").kinds = kinds.to_vec();
+    }
+
+    /// Changes how long `Slow` requests are held from now on.
+    pub fn set_hold(&self, hold: Duration) {
+        self.shared.config.lock().expect("config").hold = hold;
     }
 
     /// Changes the added latency from now on.
