@@ -294,6 +294,9 @@ fn updates_deactivations_reactivations_and_deletes_through_faults_converge() {
     let before = proxy.stats();
 
     // Every kind of change at once: renames, deactivations, reactivations, deletions.
+    // 50 gone from the source; with the deactivations under `max_removals: 100`.
+    let deleted = people.len() / 6;
+    people.truncate(people.len() - deleted);
     let (mut renamed, mut deactivated, mut reactivated) = (0, 0, 0);
     for (i, p) in people.iter_mut().enumerate() {
         if !p.active && i % 2 == 1 {
@@ -307,8 +310,6 @@ fn updates_deactivations_reactivations_and_deletes_through_faults_converge() {
             renamed += 1;
         }
     }
-    let deleted = people.len() / 6; // 50, under `max_removals: 100` with the deactivations
-    people.truncate(people.len() - deleted);
     work.write_people(&people);
     proxy.set_rate(FAULT_RATE);
 

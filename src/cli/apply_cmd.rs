@@ -214,7 +214,16 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
             .context("the changes were applied and journalled, but the state could not be saved; the next run recovers them from the journal")?;
     }
     let interrupted = options.cancelled();
+    let mut http: Vec<(&String, headcount::http::HttpStats)> = conns
+        .targets
+        .iter()
+        .filter_map(|(name, t)| t.http_stats().map(|s| (name, s)))
+        .collect();
+    http.sort_by(|a, b| a.0.cmp(b.0));
     if args.json {
+        for (name, stats) in &http {
+            emit_json(&serde_json::json!({"type": "http", "target": name, "stats": stats}));
+        }
         emit_json(&serde_json::json!({
             "type": "summary",
             "applied": report.succeeded(),
@@ -224,6 +233,9 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
         }));
     } else {
         print_report(&doc, &report, ui);
+        for (name, stats) in &http {
+            ui.note(format!("target `{name}`: {stats}"));
+        }
     }
     if interrupted {
         ui.note("Interrupted: in-flight operations finished and the state was saved; run `headcount apply` again to finish.");

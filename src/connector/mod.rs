@@ -157,6 +157,12 @@ pub trait Target: Send + Sync {
         opts: &ApplyOptions,
         done: &(dyn Fn(usize, OpResult) + Send + Sync),
     ) -> Result<(), ConnectorError>;
+
+    /// Request figures of HTTP targets (requests, retries, throttle waits), for the apply
+    /// summary; `None` for targets that do no HTTP.
+    fn http_stats(&self) -> Option<crate::http::HttpStats> {
+        None
+    }
 }
 
 #[cfg(test)]

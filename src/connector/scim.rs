@@ -748,6 +748,10 @@ impl ScimTarget {
 
 #[async_trait]
 impl Target for ScimTarget {
+    fn http_stats(&self) -> Option<crate::http::HttpStats> {
+        Some(self.client().stats())
+    }
+
     async fn list(&self) -> Result<Vec<LiveAccount>, ConnectorError> {
         let resources = self.api.list(None).await?;
         let mut out = Vec::with_capacity(resources.len());
