@@ -246,7 +246,9 @@ impl Engine {
             };
             let by_id: HashMap<&str, &LiveAccount> =
                 accounts.iter().map(|a| (a.id.as_str(), a)).collect();
-            let by_identity = spec.map(|s| identity_index(s, accounts)).unwrap_or_default();
+            let by_identity = spec
+                .map(|s| identity_index(s, accounts))
+                .unwrap_or_default();
             for change in &sync.changes {
                 match (&change.target_id, &change.live_fingerprint) {
                     (Some(id), Some(fp)) => match by_id.get(id.as_str()) {

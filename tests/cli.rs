@@ -692,6 +692,8 @@ fn saved_plan_is_stale_when_an_account_to_create_appeared() {
     .expect("write");
     w.run(&["apply", "plan.json"])
         .code(1)
-        .stderr(predicate::str::contains("ann@example.com was to be created"));
+        .stderr(predicate::str::contains(
+            "ann@example.com was to be created",
+        ));
     assert_eq!(w.exports().len(), 1, "nothing written");
 }

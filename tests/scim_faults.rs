@@ -4,8 +4,9 @@
 //! SIGKILL in the middle of an apply. In every case the end state must equal the desired state,
 //! with no duplicate, no lost change and every `Retry-After` honoured.
 //!
-//! The figures of the fault run are printed in one block (for BENCHMARKS.md) and written to
-//! `target/fault-figures.json`. Run with
+//! The figures of the fault runs are printed in one block each (for BENCHMARKS.md) and written
+//! to `target/fault-figures.json` (1,000 creates) and `target/fault-figures-changes.json`
+//! (updates, deactivations, reactivations, deletes). Run with
 //! `cargo test --release --test scim_faults -- --nocapture --test-threads=1`.
 
 mod support;
@@ -35,17 +36,8 @@ fn heavy() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// `--parallelism 4` when this build's `apply` has the flag (it is being added), else nothing.
-fn parallelism_args(work: &Workspace) -> Vec<&'static str> {
-    let help = work.run(&["apply", "--help"]);
-    if help.stdout.contains("--parallelism") {
-        vec!["--parallelism", "4"]
-    } else {
-        // TODO: drop this fallback once `apply --parallelism` has landed.
-        eprintln!("note: this build's apply has no --parallelism; using its default");
-        Vec::new()
-    }
-}
+/// The apply of the fault tests: four operations at a time (also the default).
+const APPLY: &[&str] = &["apply", "--auto-approve", "--parallelism", "4"];
 
 /// Applies until an apply succeeds (at most `MAX_RUNS`); the runs as JSON and the wall time.
 fn apply_until_done(work: &Workspace, args: &[&str]) -> (Vec<serde_json::Value>, Duration) {
@@ -241,10 +233,8 @@ fn thousand_accounts_through_twenty_percent_faults_converge() {
     let work = fault_workspace(&proxy, &tenant, server);
     let people = Person::generated(ACCOUNTS);
     work.write_people(&people);
-    let mut apply_args = vec!["apply", "--auto-approve"];
-    apply_args.extend(parallelism_args(&work));
 
-    let (runs, wall) = apply_until_done(&work, &apply_args);
+    let (runs, wall) = apply_until_done(&work, APPLY);
     let stats = proxy.stats();
     // Zero lost changes: with faults off, a plan through the proxy has nothing left to do.
     proxy.set_rate(0.0);
@@ -260,7 +250,7 @@ fn thousand_accounts_through_twenty_percent_faults_converge() {
             "operations": "create",
             "client_timeout_s": 2,
             "slow_hold_s": 3,
-            "apply_args": apply_args,
+            "apply_args": APPLY,
         }),
         &stats,
         runs,
@@ -283,12 +273,10 @@ fn updates_deactivations_reactivations_and_deletes_through_faults_converge() {
     let work = fault_workspace(&proxy, &tenant, server);
     let mut people = Person::generated(N);
     work.write_people(&people);
-    let mut apply_args = vec!["apply", "--auto-approve"];
-    apply_args.extend(parallelism_args(&work));
 
     // The starting point, without faults.
     proxy.set_rate(0.0);
-    let out = work.run_with_limit(&apply_args, RUN_LIMIT);
+    let out = work.run_with_limit(APPLY, RUN_LIMIT);
     assert!(out.success(), "initial apply\n{}", out.both());
     rt.block_on(assert_server_matches(&direct, &people));
     let before = proxy.stats();
@@ -313,7 +301,7 @@ fn updates_deactivations_reactivations_and_deletes_through_faults_converge() {
     work.write_people(&people);
     proxy.set_rate(FAULT_RATE);
 
-    let (runs, wall) = apply_until_done(&work, &apply_args);
+    let (runs, wall) = apply_until_done(&work, APPLY);
     let after = proxy.stats();
     proxy.set_rate(0.0);
     let plan = work.run_with_limit(&["plan", "--detailed-exitcode"], RUN_LIMIT);
@@ -331,7 +319,7 @@ fn updates_deactivations_reactivations_and_deletes_through_faults_converge() {
             "operations": {"update": renamed, "deactivate": deactivated, "reactivate": reactivated, "delete": deleted},
             "client_timeout_s": 2,
             "slow_hold_s": 3,
-            "apply_args": apply_args,
+            "apply_args": APPLY,
         }),
         &stats,
         runs,
@@ -407,6 +395,15 @@ fn kill_mid_apply_then_unlock_and_apply_again_converges() {
         "the apply had finished before the kill"
     );
 
+    // The dead run's lock blocks the next apply, and says how to remove it.
+    let blocked = work.run(&["apply", "--auto-approve"]);
+    let text = format!("{}{}", blocked.stdout, blocked.stderr);
+    assert_eq!(blocked.code, Some(1), "{}", blocked.both());
+    assert!(
+        text.contains("lock") && text.contains("state unlock"),
+        "the lock error says what to do\n{}",
+        blocked.both()
+    );
     // What an operator does: remove the dead run's lock, then apply again.
     let unlock = work.run(&["state", "unlock"]);
     assert!(unlock.success(), "state unlock\n{}", unlock.both());

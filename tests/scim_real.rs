@@ -259,7 +259,7 @@ fn existing_user_with_same_user_name_is_adopted_not_duplicated() {
 }
 
 #[test]
-fn server_answers_with_the_test_token_only() {
+fn wrong_token_is_a_clear_error_without_the_secret() {
     // Guards the harness itself: the tenant needs the token, so a config without it fails.
     let Some(c) = Case::new("auth") else { return };
     c.work.write_people(&trio());
@@ -271,5 +271,15 @@ fn server_answers_with_the_test_token_only() {
         Some(1),
         "a wrong token is an error\n{}",
         out.both()
+    );
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains("401") && text.contains("token"),
+        "the error says the credentials were refused\n{}",
+        out.both()
+    );
+    assert!(
+        !text.contains("wrong-token"),
+        "secrets never appear in errors"
     );
 }

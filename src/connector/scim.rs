@@ -33,7 +33,7 @@ pub const DEFAULT_RATE_LIMIT: (u32, Duration) = (600, Duration::from_secs(60));
 /// Users asked for per list page; servers may return fewer (they cap `count`).
 pub const PAGE_SIZE: u64 = 500;
 /// How often a create is resent after an ambiguous answer and a lookup that found nothing.
-const CREATE_ATTEMPTS: u32 = 3;
+const CREATE_ATTEMPTS: u32 = 6;
 /// How often a PATCH/DELETE is resent after a 412 whose expected values still held.
 const PRECONDITION_ROUNDS: u32 = 3;
 

@@ -244,7 +244,10 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
             if !live_by_id.contains_key(id.as_str())
                 && let Some(p) = m.identity.get(key)
             {
-                gone_by_primary.entry(p.as_str()).or_default().push(id.as_str());
+                gone_by_primary
+                    .entry(p.as_str())
+                    .or_default()
+                    .push(id.as_str());
             }
         }
     }
@@ -282,7 +285,10 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
                 }
             }
             None => {
-                let gone = gone_by_primary.get(d.primary(spec)).cloned().unwrap_or_default();
+                let gone = gone_by_primary
+                    .get(d.primary(spec))
+                    .cloned()
+                    .unwrap_or_default();
                 let (change, secret) = create_change(spec, &specs, d, &gone);
                 creates_by_primary.insert(d.primary(spec).to_string());
                 if !secret.is_empty() {
@@ -565,7 +571,9 @@ fn create_change(
     let mut notes: Vec<String> = gone
         .iter()
         .map(|id| {
-            format!("was managed as {id} but that account is gone from the target; it is created again")
+            format!(
+                "was managed as {id} but that account is gone from the target; it is created again"
+            )
         })
         .collect();
     let active = spec.on_create.active && d.active;

@@ -14,6 +14,11 @@
 //! (method, path and query, body); when a key that got a 429 comes again, at least
 //! `Retry-After` must have passed, otherwise a violation is recorded.
 //!
+//! Targeted rules ([`FaultProxy::add_rule`]) act on chosen requests before any random fault:
+//! answer a matching request with a fixed status and body instead of forwarding it, send an
+//! out-of-band request straight to the upstream just before forwarding it, or only record it
+//! (with its `If-Match`). Every match is kept as a [`RuleHit`].
+//!
 //! The proxy runs as a task on a runtime owned by the test and stops when dropped.
 
 use std::collections::{BTreeMap, HashMap};
@@ -179,6 +184,79 @@ impl XorShift {
     }
 }
 
+/// Which requests a [`Rule`] applies to: every condition given must hold.
+#[derive(Clone, Debug, Default)]
+pub struct Match {
+    /// The method, e.g. `PATCH` (any when `None`).
+    pub method: Option<String>,
+    /// A substring of the path and query.
+    pub path_contains: Option<String>,
+    /// A substring of the request body (read as UTF-8, lossily).
+    pub body_contains: Option<String>,
+}
+
+impl Match {
+    fn matches(&self, method: &str, path: &str, body: &str) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path_contains
+                .as_deref()
+                .is_none_or(|p| path.contains(p))
+            && self
+                .body_contains
+                .as_deref()
+                .is_none_or(|b| body.contains(b))
+    }
+}
+
+/// A request the proxy sends straight to the upstream, bypassing the client under test.
+#[derive(Clone, Debug)]
+pub struct OutOfBand {
+    pub method: String,
+    /// Path and query on the upstream, e.g. `/tenant-1/v2/Users/ID`.
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+/// What a [`Rule`] does with a matching request.
+#[derive(Clone, Debug)]
+pub enum RuleAction {
+    /// Answers with `status` and `body` (as `application/scim+json`); nothing is forwarded.
+    Respond { status: u16, body: String },
+    /// Sends the out-of-band request to the upstream and awaits its answer, then goes on as
+    /// usual (random faults, forwarding).
+    BeforeForward(OutOfBand),
+    /// Only records the request, then goes on as usual.
+    Observe,
+}
+
+/// A targeted action on the requests that match; see [`FaultProxy::add_rule`].
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// Names the rule in [`RuleHit`]s.
+    pub name: String,
+    pub when: Match,
+    pub action: RuleAction,
+    /// How many requests the rule acts on (`None`: all of them).
+    pub times: Option<u32>,
+}
+
+/// A request a rule acted on.
+#[derive(Clone, Debug)]
+pub struct RuleHit {
+    pub rule: String,
+    pub method: String,
+    pub path: String,
+    /// The request's `If-Match` header.
+    pub if_match: Option<String>,
+    /// For [`RuleAction::BeforeForward`]: the upstream's status and body for the out-of-band
+    /// request (status 0 when it could not be sent).
+    pub out_of_band: Option<(u16, String)>,
+}
+
 struct Seen {
     count: u32,
     throttled_at: Option<Instant>,
@@ -190,6 +268,9 @@ struct Shared {
     rng: Mutex<XorShift>,
     stats: Mutex<Stats>,
     seen: Mutex<HashMap<u64, Seen>>,
+    /// Rules with how many requests each has acted on, tried in order.
+    rules: Mutex<Vec<(Rule, u32)>>,
+    hits: Mutex<Vec<RuleHit>>,
     client: reqwest::Client,
 }
 
@@ -234,6 +315,8 @@ impl FaultProxy {
             config: Mutex::new(config),
             stats: Mutex::new(Stats::default()),
             seen: Mutex::new(HashMap::new()),
+            rules: Mutex::new(Vec::new()),
+            hits: Mutex::new(Vec::new()),
             client: reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(30))
@@ -302,6 +385,22 @@ impl FaultProxy {
 
     pub fn stats(&self) -> Stats {
         self.shared.stats.lock().expect("stats").clone()
+    }
+
+    /// Adds a rule after the existing ones. For each request, the first matching rule that
+    /// has acts left applies, before any random fault.
+    pub fn add_rule(&self, rule: Rule) {
+        self.shared.rules.lock().expect("rules").push((rule, 0));
+    }
+
+    /// Removes every rule (the hits are kept).
+    pub fn clear_rules(&self) {
+        self.shared.rules.lock().expect("rules").clear();
+    }
+
+    /// Every request a rule acted on, in order.
+    pub fn rule_hits(&self) -> Vec<RuleHit> {
+        self.shared.hits.lock().expect("hits").clone()
     }
 }
 
@@ -391,6 +490,50 @@ async fn serve_request(shared: Arc<Shared>, req: Request<Incoming>) -> ProxyResu
         tokio::time::sleep(latency).await;
     }
 
+    let rule = {
+        let text = String::from_utf8_lossy(&body);
+        let mut rules = shared.rules.lock().expect("rules");
+        rules
+            .iter_mut()
+            .find(|(r, used)| {
+                r.times.is_none_or(|t| *used < t) && r.when.matches(&method, &path, &text)
+            })
+            .map(|(r, used)| {
+                *used += 1;
+                r.clone()
+            })
+    };
+    if let Some(rule) = rule {
+        let mut hit = RuleHit {
+            rule: rule.name.clone(),
+            method: method.clone(),
+            path: path.clone(),
+            if_match: parts
+                .headers
+                .get(header::IF_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            out_of_band: None,
+        };
+        match rule.action {
+            RuleAction::Respond { status, body } => {
+                shared.hits.lock().expect("hits").push(hit);
+                let mut r = Response::new(Full::new(Bytes::from(body)));
+                *r.status_mut() = StatusCode::from_u16(status).expect("rule status");
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/scim+json"),
+                );
+                return Ok(r);
+            }
+            RuleAction::BeforeForward(oob) => {
+                hit.out_of_band = Some(out_of_band(&shared, &oob).await);
+                shared.hits.lock().expect("hits").push(hit);
+            }
+            RuleAction::Observe => shared.hits.lock().expect("hits").push(hit),
+        }
+    }
+
     match fault {
         Some(FaultKind::TooManyRequests) => {
             let mut r = scim_error(StatusCode::TOO_MANY_REQUESTS, "too many requests");
@@ -418,6 +561,30 @@ async fn serve_request(shared: Arc<Shared>, req: Request<Incoming>) -> ProxyResu
             Err(Dropped("after the upstream answered"))
         }
         None => Ok(forward(&shared, &parts, &path, body).await),
+    }
+}
+
+/// Sends a rule's out-of-band request to the upstream; its status and body (0 and the error
+/// when it could not be sent).
+async fn out_of_band(shared: &Shared, oob: &OutOfBand) -> (u16, String) {
+    let Ok(method) = hyper::Method::from_bytes(oob.method.as_bytes()) else {
+        return (0, format!("bad method {}", oob.method));
+    };
+    let mut req = shared
+        .client
+        .request(method, format!("{}{}", shared.upstream, oob.path));
+    for (name, value) in &oob.headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    if let Some(body) = &oob.body {
+        req = req.body(body.clone());
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap_or_default())
+        }
+        Err(e) => (0, e.to_string()),
     }
 }
 
