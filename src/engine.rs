@@ -190,7 +190,72 @@ impl Engine {
                 serial: state.map(|s| s.serial).unwrap_or(0),
             },
             syncs: planned.iter().map(|p| p.plan.clone()).collect(),
+            base: None,
         }
+    }
+
+    /// The syncs of the config as it was at `gitref` (for `plan --base`), and the commit it
+    /// resolved to. The file is read from git, at the same path relative to the repository.
+    pub fn base_specs(&self, gitref: &str) -> Result<(Vec<SyncSpec>, String), EngineError> {
+        let usage = |msg: String| EngineError::Usage(msg);
+        let path = std::fs::canonicalize(&self.loaded.path).map_err(|e| {
+            usage(format!(
+                "cannot resolve {}: {e}",
+                self.loaded.path.display()
+            ))
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let repo = git2::Repository::discover(dir).map_err(|_| {
+            usage(format!(
+                "--base needs the config to be in a git repository, and {} is not",
+                dir.display()
+            ))
+        })?;
+        let workdir = repo
+            .workdir()
+            .and_then(|w| std::fs::canonicalize(w).ok())
+            .ok_or_else(|| usage("--base needs a repository with a work tree".to_string()))?;
+        let rel = path.strip_prefix(&workdir).map_err(|_| {
+            usage(format!(
+                "{} is outside the repository {}",
+                path.display(),
+                workdir.display()
+            ))
+        })?;
+        let rel_text = rel.to_string_lossy().replace('\\', "/");
+        let commit = repo
+            .revparse_single(gitref)
+            .and_then(|o| o.peel_to_commit())
+            .map_err(|e| {
+                usage(format!(
+                    "--base {gitref}: no such commit ({}); fetch it first, e.g. `git fetch origin main`",
+                    e.message()
+                ))
+            })?;
+        let blob = commit
+            .tree()
+            .and_then(|t| t.get_path(rel))
+            .and_then(|entry| entry.to_object(&repo))
+            .and_then(|o| o.peel_to_blob())
+            .map_err(|_| {
+                usage(format!(
+                    "--base {gitref}: {rel_text} does not exist at that commit"
+                ))
+            })?;
+        let text = String::from_utf8_lossy(blob.content()).into_owned();
+        let shown = PathBuf::from(format!("{gitref}:{rel_text}"));
+        let config =
+            config::parse(&text, &shown).map_err(|e| EngineError::Config(e.render(false)))?;
+        let loaded = LoadedConfig {
+            path: shown,
+            base_dir: self.loaded.base_dir.clone(),
+            sha256: crate::util::sha256_hex(text.as_bytes()),
+            text,
+            config,
+        };
+        let validated =
+            config::validate(&loaded).map_err(|e| EngineError::Config(e.render(false)))?;
+        Ok((validated.syncs, commit.id().to_string()))
     }
 
     /// Sensitive values of planned creates, by sync.

@@ -18,6 +18,33 @@ pub struct PlanDocument {
     pub config: ConfigInfo,
     pub state: StateRef,
     pub syncs: Vec<SyncPlan>,
+    /// With `plan --base GITREF`: what the config change itself causes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseComparison>,
+}
+
+/// The plan the config at a git ref would produce against the same source, target and state
+/// data, compared with this one: the difference is what the config change itself causes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaseComparison {
+    pub gitref: String,
+    pub commit: String,
+    /// One sentence per kind of effect, e.g. "moves 12 accounts from user to technician (role)".
+    pub effects: Vec<String>,
+    /// Per sync, changes this config plans that the base config would not (or differently).
+    pub caused: Vec<CausedChanges>,
+    /// Changes the base config would plan that this config does not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prevented: Vec<CausedChanges>,
+    /// Changes both configs plan: pending source or target changes, not caused by the config.
+    pub pending: usize,
+}
+
+/// Changes of one sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CausedChanges {
+    pub sync: String,
+    pub changes: Vec<Change>,
 }
 
 /// Which config the plan was made from.

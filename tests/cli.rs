@@ -697,3 +697,75 @@ fn saved_plan_is_stale_when_an_account_to_create_appeared() {
         ));
     assert_eq!(w.exports().len(), 1, "nothing written");
 }
+
+fn git(dir: &Path, args: &[&str]) {
+    let ok = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs")
+        .status
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+#[test]
+fn plan_base_separates_what_the_config_change_causes() {
+    let w = Work::new();
+    git(w.dir.path(), &["init", "-q", "-b", "main"]);
+    git(w.dir.path(), &["add", "headcount.yaml", "people.csv"]);
+    git(w.dir.path(), &["commit", "-q", "-m", "base"]);
+    w.apply();
+    // The config change: everyone's company becomes "Staff". A source change: Ann is renamed.
+    let cfg = fs::read_to_string(w.path("headcount.yaml")).expect("cfg");
+    w.write(
+        "headcount.yaml",
+        &cfg.replace("group: user.company", "group: '\"Staff\"'"),
+    );
+    w.edit_csv(|t| t.replace("Ann,Archer", "Anne,Archer"));
+    let out = stdout_of(&w.run(&["plan", "--base", "main"]).success());
+    assert!(
+        out.contains("What the config change causes (compared with main"),
+        "{out}"
+    );
+    assert!(
+        out.contains("this change moves 5 accounts from Globex to Staff (group)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("this change moves 3 accounts from Acme to Staff (group)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("this change moves 1 account from Individuals to Staff (group)"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("(first_name)"),
+        "Ann's rename comes from the source, not the config:\n{out}"
+    );
+    let doc = w.plan_json(&["--base", "main"]);
+    assert_eq!(doc["base"]["gitref"], "main");
+    // Every update carries a group move, so all 9 are (at least partly) caused by the config.
+    assert_eq!(
+        doc["base"]["caused"][0]["changes"].as_array().map(Vec::len),
+        Some(9)
+    );
+    assert_eq!(doc["base"]["pending"], 0);
+    let md = stdout_of(
+        &w.run(&["plan", "--base", "main", "--format", "markdown"])
+            .success(),
+    );
+    assert!(md.contains("**What this config change causes**"), "{md}");
+    w.run(&["plan", "--base", "no-such-ref"])
+        .code(1)
+        .stderr(predicate::str::contains("no-such-ref"));
+}

@@ -127,6 +127,10 @@ pub struct PlanArgs {
     /// Lift the mass-removal guard (limits.max_removals, empty sources).
     #[arg(long)]
     pub allow_mass_removal: bool,
+    /// Also plan with the config as it is at GITREF (e.g. origin/main) against the same data,
+    /// and show what the config change itself causes.
+    #[arg(long, value_name = "GITREF")]
+    pub base: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -26,7 +26,53 @@ pub async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<u8> {
         args.allow_mass_removal,
         args.syncs.is_empty(),
     );
-    let doc = engine.document(&planned, state.as_ref());
+    let mut doc = engine.document(&planned, state.as_ref());
+    if let Some(gitref) = &args.base {
+        let (base_specs, commit) = engine.base_specs(gitref)?;
+        let cfg = &engine.loaded.config;
+        let mut comparable = Vec::new();
+        for spec in base_specs {
+            if !args.syncs.is_empty() && !args.syncs.contains(&spec.name) {
+                continue;
+            }
+            if cfg.sources.contains_key(&spec.source) && cfg.targets.contains_key(&spec.target) {
+                comparable.push(spec);
+            } else {
+                ui.note(format!(
+                    "warning: sync `{}` at {gitref} reads `{}` or writes `{}`, which the current config no longer defines; it is left out of the comparison",
+                    spec.name, spec.source, spec.target
+                ));
+            }
+        }
+        // The base syncs may read sources or targets the current syncs do not: read those too.
+        let extra: Vec<_> = comparable
+            .iter()
+            .filter(|s| !snap.records.contains_key(&s.source) || !snap.live.contains_key(&s.target))
+            .cloned()
+            .collect();
+        let mut snap = snap;
+        if !extra.is_empty() {
+            let more = engine.read(&engine.connect(&extra, true)?).await;
+            for (k, v) in more.records {
+                snap.records.entry(k).or_insert(v);
+            }
+            for (k, v) in more.live {
+                snap.live.entry(k).or_insert(v);
+            }
+        }
+        let base_planned = engine.plan(
+            &comparable,
+            &snap,
+            state.as_ref(),
+            args.allow_mass_removal,
+            false,
+        );
+        let head: Vec<_> = planned.iter().map(|p| p.plan.clone()).collect();
+        let base: Vec<_> = base_planned.into_iter().map(|p| p.plan).collect();
+        doc.base = Some(headcount::planner::compare::compare(
+            gitref, &commit, &head, &base,
+        ));
+    }
     if let Some(out) = &args.out {
         write_plan(out, &doc)?;
         ui.note(format!(

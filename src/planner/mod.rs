@@ -34,6 +34,7 @@ pub enum MaxRemovalsSpec {
     Percent(f64),
 }
 
+pub mod compare;
 pub mod desired;
 pub mod reconcile;
 pub mod values;

@@ -39,6 +39,30 @@ impl Out {
     }
 }
 
+/// The `--base` effects as a short list (the changes themselves are in the sync blocks).
+fn base_section(doc: &PlanDocument) -> String {
+    let Some(base) = &doc.base else {
+        return String::new();
+    };
+    let short = base.commit.get(..10).unwrap_or(&base.commit);
+    let mut s = format!(
+        "**What this config change causes** (compared with `{}` at `{short}`):\n\n",
+        html(&base.gitref).replace('`', "ʼ")
+    );
+    if base.effects.is_empty() {
+        s.push_str("- nothing: the base config plans the same changes\n");
+    }
+    for effect in &base.effects {
+        s.push_str(&format!("- this change {}\n", html(effect)));
+    }
+    s.push_str(&format!(
+        "\n{} other change{} would happen with the base config too (pending source or target changes).\n\n",
+        base.pending,
+        if base.pending == 1 { "" } else { "s" }
+    ));
+    s
+}
+
 fn char_len(s: &str) -> usize {
     s.chars().count()
 }
@@ -48,6 +72,7 @@ fn render(doc: &PlanDocument, max_chars: usize) -> String {
     out.push("### headcount plan\n\n");
     out.push(&table(doc));
     out.push(&errors(doc));
+    out.push(&base_section(doc));
 
     let listed_changes: usize = doc.syncs.iter().map(|s| s.changes.len()).sum();
     let listed_problems: usize = doc.syncs.iter().map(problem_count).sum();

@@ -23,6 +23,7 @@ fn doc(syncs: Vec<SyncPlan>) -> PlanDocument {
             serial: 0,
         },
         syncs,
+        base: None,
     }
 }
 

@@ -28,6 +28,9 @@ pub fn text(doc: &PlanDocument, opts: &TextOptions) -> String {
         out.push('\n');
         write_sync(&mut out, &p, sync);
     }
+    if let Some(base) = &doc.base {
+        write_base(&mut out, &p, base);
+    }
 
     out.push('\n');
     let failed = doc.syncs.iter().filter(|s| !s.errors.is_empty()).count();
@@ -47,6 +50,38 @@ pub fn text(doc: &PlanDocument, opts: &TextOptions) -> String {
     );
     let _ = writeln!(out, "{}", p.paint(Style::Bold, &verdict));
     out
+}
+
+/// The `--base` section: what the config change itself causes, apart from pending changes.
+fn write_base(out: &mut String, p: &Painter, base: &crate::plan::BaseComparison) {
+    let short = base.commit.get(..10).unwrap_or(&base.commit);
+    let heading = format!(
+        "What the config change causes (compared with {} at {short}):",
+        clean(&base.gitref)
+    );
+    let _ = writeln!(out, "\n{}", p.paint(Style::Bold, &heading));
+    if base.effects.is_empty() {
+        let _ = writeln!(
+            out,
+            "  nothing: the config at {} plans the same changes",
+            clean(&base.gitref)
+        );
+    }
+    for effect in &base.effects {
+        let _ = writeln!(out, "  - this change {}", clean(effect));
+    }
+    for group in &base.caused {
+        let _ = writeln!(out, "  sync {}:", clean(&group.sync));
+        for change in &group.changes {
+            write_change(out, p, change);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  {} other change{} would happen with the base config too (pending source or target changes).",
+        base.pending,
+        if base.pending == 1 { "" } else { "s" }
+    );
 }
 
 /// A sync with nothing but unchanged accounts is fully told by its summary line.
