@@ -51,6 +51,10 @@ pub struct OpEvent {
     pub fields: BTreeMap<String, RedactedDiff>,
     /// `None` on success, else the reason.
     pub error: Option<String>,
+    /// Set when the operation never started because the apply was interrupted: nothing was
+    /// sent, so the audit log leaves it out (the `--json` stream still reports it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_started: bool,
 }
 
 /// A field change safe to log.
@@ -92,9 +96,13 @@ fn event(
                 )
             })
             .collect(),
+        not_started: error.as_deref() == Some(NOT_STARTED),
         error,
     }
 }
+
+/// The message of an operation that never started (see [`ConnectorError::Cancelled`]).
+const NOT_STARTED: &str = "not started: the apply was interrupted";
 
 /// Everything one apply needs.
 pub struct ApplyInput<'a> {
@@ -154,11 +162,7 @@ pub async fn apply(
         let mut op_changes = Vec::new();
         for change in &sync.changes {
             if input.options.cancelled() {
-                observe(
-                    sync,
-                    change,
-                    Err(crate::connector::ConnectorError::Cancelled.to_string()),
-                );
+                observe(sync, change, Err(NOT_STARTED.to_string()));
                 continue;
             }
             match prepare(sync, spec, change, &live_by_id, state, secrets) {
@@ -220,6 +224,9 @@ pub async fn apply(
                         }
                     }
                     observe(sync, change, outcome);
+                }
+                Err(crate::connector::ConnectorError::Cancelled) => {
+                    observe(sync, change, Err(NOT_STARTED.to_string()))
                 }
                 Err(e) => observe(sync, change, Err(e.to_string())),
             }

@@ -117,6 +117,7 @@ mod tests {
                 },
             )]),
             error: None,
+            not_started: false,
         };
         log.append(&event, Some("abc123")).unwrap();
         log.append(

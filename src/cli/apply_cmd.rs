@@ -177,7 +177,8 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
     let signals = tokio::spawn(watch_signals(options.cancel.clone(), ui.quiet));
     let progress = Progress::start(doc.total_changes(), ui.progress && !args.json);
     let observer = |event: &OpEvent| {
-        if let Err(e) = audit.append(event, commit.as_deref())
+        if !event.not_started
+            && let Err(e) = audit.append(event, commit.as_deref())
             && !audit_failed.swap(true, Ordering::SeqCst)
         {
             eprintln!("warning: {e}");
