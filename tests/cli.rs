@@ -394,21 +394,45 @@ fn state_commands_list_show_forget_unlock() {
     assert_eq!(doc["syncs"][0]["summary"]["adopt"], 1);
     assert_eq!(doc["syncs"][0]["summary"]["create"], 0);
 
-    // A lock left by a crashed run blocks apply with its holder, until `state unlock`.
+    // A lock left by a run that was killed: its OS lock died with it, so the next apply takes
+    // it over and names the run that left it.
+    let left = r#"{"holder":"ci@runner-7","pid":4194304,"host":"runner-7","created_at":"2026-11-20T10:00:00Z","operation":"apply","headcount_version":"0.1.0"}"#;
+    fs::write(w.path(".headcount/state.json.lock"), left).expect("lock");
+    let a = w.run(&["apply", "--auto-approve"]).success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("took over the state lock left by ci@runner-7"),
+        "{err}"
+    );
+    assert!(
+        !w.path(".headcount/state.json.lock").exists(),
+        "released after the apply"
+    );
+
+    // A lock held by a running process blocks apply with its holder.
+    let held = fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(w.path(".headcount/state.json.lock"))
+        .expect("lock file");
+    held.lock().expect("OS lock");
     fs::write(
         w.path(".headcount/state.json.lock"),
-        r#"{"holder":"ci@runner-7","pid":4194304,"host":"runner-7","created_at":"2026-11-20T10:00:00Z","operation":"apply","headcount_version":"0.1.0"}"#,
+        left.replace("4194304", &std::process::id().to_string()),
     )
-    .expect("lock");
+    .expect("holder");
     let a = w.run(&["apply", "--auto-approve"]).code(1);
     let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
     assert!(
         err.contains("ci@runner-7") && err.contains("state unlock"),
         "{err}"
     );
+    // `state unlock` removes it whoever holds it, naming the holder.
     w.run(&["state", "unlock"])
         .success()
         .stdout(predicate::str::contains("ci@runner-7"));
+    drop(held);
     w.apply();
 }
 

@@ -1,10 +1,14 @@
-//! The state lock (SPEC section 10): a file created with `create_new` next to the state, so that
-//! two applies never write the same state at once. It is advisory: it stops a second headcount,
-//! not someone editing the files by hand. A crashed headcount leaves it behind; the error then
-//! says whether it looks stale and how to remove it (`headcount state unlock`).
+//! The state lock (SPEC section 10): a file next to the state holding its holder (who, pid, host,
+//! since when, doing what), protected by an exclusive OS file lock (`flock`) that the kernel
+//! releases when the holder exits, however it exits. So a second headcount is stopped with the
+//! holder's name while the holder runs, and a lock left by a killed run is taken over by the next
+//! one, with a warning naming the run that left it; nobody has to guess whether it is stale.
+//! It is advisory: it stops a second headcount, not someone editing the files by hand.
+//! `headcount state unlock` still removes the file (for a holder on another machine whose file
+//! system does not carry OS locks).
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -106,6 +110,9 @@ pub struct LockGuard {
     path: PathBuf,
     info: LockInfo,
     released: bool,
+    /// The open lock file: its OS lock is held as long as this lives (dropped after the file is
+    /// removed, so a waiter never locks a file that is about to go).
+    _file: File,
 }
 
 impl LockGuard {
@@ -148,7 +155,9 @@ fn remove_if_ours(path: &Path, info: &LockInfo) -> Result<(), StateError> {
     }
 }
 
-/// Creates the lock file atomically (`create_new`), or explains who holds it.
+/// Takes the lock: opens (or creates) the lock file and takes its exclusive OS lock without
+/// waiting. A live holder makes this fail with its name; a file left by a holder that died is
+/// taken over (its OS lock went with it), with a warning naming it.
 pub(crate) fn acquire(path: &Path, operation: &str) -> Result<LockGuard, StateError> {
     create_parent_dir(path)?;
     let info = LockInfo::for_this_process(operation);
@@ -157,41 +166,86 @@ pub(crate) fn acquire(path: &Path, operation: &str) -> Result<LockGuard, StateEr
         source,
     })?;
     body.push(b'\n');
-    // A lock removed between our failed create and our read: try again a few times.
-    for _ in 0..3 {
+    // The file may be removed (by its holder releasing it) between our open and our lock: then
+    // we hold a lock on a file that is gone, and try again on the new one.
+    for _ in 0..5 {
         let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
+        options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(path) {
-            Ok(mut file) => {
-                if let Err(e) = file.write_all(&body).and_then(|()| file.sync_all()) {
-                    let _ = fs::remove_file(path);
-                    return Err(StateError::io("write the lock", path)(e));
-                }
-                return Ok(LockGuard {
-                    path: path.to_path_buf(),
-                    info,
-                    released: false,
-                });
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                if let Some(holder) = read(path)? {
-                    let liveness = holder.liveness();
+        let mut file = options
+            .open(path)
+            .map_err(StateError::io("open the lock", path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => match read(path) {
+                Ok(Some(holder)) => {
                     return Err(StateError::Locked {
                         path: path.to_path_buf(),
                         info: Box::new(holder),
-                        liveness,
+                        liveness: Liveness::Running,
                     });
                 }
+                Ok(None) => continue,
+                Err(StateError::LockUnreadable { .. }) => {
+                    return Err(StateError::LockUnreadable {
+                        path: path.to_path_buf(),
+                        detail: "a running headcount holds it and is still writing it".to_string(),
+                    });
+                }
+                Err(e) => return Err(e),
+            },
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(StateError::io("lock", path)(e));
             }
-            Err(e) => return Err(StateError::io("create the lock", path)(e)),
         }
+        if !is_same_file(&file, path) {
+            continue;
+        }
+        let mut previous = String::new();
+        if file.read_to_string(&mut previous).is_ok()
+            && let Ok(left) = serde_json::from_str::<LockInfo>(&previous)
+        {
+            tracing::warn!(
+                "took over the state lock left by {left}: that run ended without releasing it (killed or crashed); the journal keeps what it did"
+            );
+        }
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(&body))
+            .and_then(|()| file.sync_all());
+        if let Err(e) = written {
+            return Err(StateError::io("write the lock", path)(e));
+        }
+        return Ok(LockGuard {
+            path: path.to_path_buf(),
+            info,
+            released: false,
+            _file: file,
+        });
     }
     Err(StateError::LockUnreadable {
         path: path.to_path_buf(),
-        detail: "it keeps appearing and disappearing".to_string(),
+        detail: "it keeps being replaced".to_string(),
     })
+}
+
+/// Whether `file` is still the file at `path` (not removed or replaced since it was opened).
+fn is_same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
+    }
 }
 
 /// The current lock, if any.
