@@ -276,12 +276,7 @@ fn prepare(
     state: &State,
     secrets: &BTreeMap<String, BTreeMap<String, Value>>,
 ) -> Prepared {
-    let after = |c: &Change| -> BTreeMap<String, Value> {
-        c.fields
-            .iter()
-            .map(|(k, d)| (k.clone(), d.after.clone()))
-            .collect()
-    };
+    let after = after_values;
     match change.action {
         Action::Forget => match &change.target_id {
             Some(id) => Prepared::StateOnly(StateOp::Remove {
@@ -349,6 +344,15 @@ fn prepare(
     }
 }
 
+/// The values a change writes, by field.
+fn after_values(change: &Change) -> BTreeMap<String, Value> {
+    change
+        .fields
+        .iter()
+        .map(|(k, d)| (k.clone(), d.after.clone()))
+        .collect()
+}
+
 fn primary(spec: &SyncSpec, change: &Change) -> String {
     spec.identity
         .first()
@@ -371,11 +375,7 @@ fn state_ops(
         sync: sync.name.clone(),
         target_id: id.to_string(),
     };
-    let after: BTreeMap<String, Value> = change
-        .fields
-        .iter()
-        .map(|(k, d)| (k.clone(), d.after.clone()))
-        .collect();
+    let after = after_values(change);
     match change.action {
         Action::Delete | Action::Forget => vec![remove],
         Action::Create => {

@@ -55,6 +55,14 @@ impl Snapshot {
     }
 }
 
+/// A plan of the syncs named on the command line, with what it was made from (apply needs the
+/// connectors and the live accounts again).
+pub struct Planned {
+    pub conns: Connections,
+    pub snapshot: Snapshot,
+    pub planned: Vec<PlannedSync>,
+}
+
 /// Connectors for the selected syncs, built once per source and target name.
 pub struct Connections {
     pub sources: HashMap<String, Box<dyn Source>>,
@@ -141,6 +149,31 @@ impl Engine {
         }
         snap.live = list_targets(conns).await;
         snap
+    }
+
+    /// Selects the named syncs (all when none), reads their sources and targets, and plans
+    /// them. Syncs gone from the config are forgotten only when all syncs are planned.
+    pub async fn read_and_plan(
+        &self,
+        names: &[String],
+        state: Option<&State>,
+        allow_mass_removal: bool,
+    ) -> Result<Planned, EngineError> {
+        let specs = self.select(names)?;
+        let conns = self.connect(&specs, true)?;
+        let snapshot = self.read(&conns).await;
+        let planned = self.plan(
+            &specs,
+            &snapshot,
+            state,
+            allow_mass_removal,
+            names.is_empty(),
+        );
+        Ok(Planned {
+            conns,
+            snapshot,
+            planned,
+        })
     }
 
     /// Plans the selected syncs against a snapshot. Pure once the snapshot is read.

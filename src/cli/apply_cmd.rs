@@ -44,16 +44,13 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
 
     let (doc, secrets, live, conns) = match &args.planfile {
         None => {
-            let specs = engine.select(&args.syncs)?;
-            let conns = engine.connect(&specs, true)?;
-            let snap = engine.read(&conns).await;
-            let planned = engine.plan(
-                &specs,
-                &snap,
-                state.as_ref(),
-                args.allow_mass_removal,
-                args.syncs.is_empty(),
-            );
+            let headcount::engine::Planned {
+                conns,
+                snapshot: snap,
+                planned,
+            } = engine
+                .read_and_plan(&args.syncs, state.as_ref(), args.allow_mass_removal)
+                .await?;
             let doc = engine.document(&planned, state.as_ref());
             if args.json {
                 emit_json(&serde_json::json!({"type": "plan", "plan": &doc}));

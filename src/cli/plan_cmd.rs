@@ -15,17 +15,14 @@ pub async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<u8> {
     for w in &engine.warnings {
         ui.note(format!("warning: {w}"));
     }
-    let specs = engine.select(&args.syncs)?;
-    let conns = engine.connect(&specs, true)?;
     let state = engine.store.load()?;
-    let snap = engine.read(&conns).await;
-    let planned = engine.plan(
-        &specs,
-        &snap,
-        state.as_ref(),
-        args.allow_mass_removal,
-        args.syncs.is_empty(),
-    );
+    let headcount::engine::Planned {
+        snapshot: snap,
+        planned,
+        ..
+    } = engine
+        .read_and_plan(&args.syncs, state.as_ref(), args.allow_mass_removal)
+        .await?;
     let mut doc = engine.document(&planned, state.as_ref());
     if let Some(gitref) = &args.base {
         let (base_specs, commit) = engine.base_specs(gitref)?;

@@ -155,6 +155,17 @@ struct Account {
     values: BTreeMap<String, Option<String>>,
 }
 
+impl Account {
+    /// The email as exported (original case), or the normalised id when the row has none.
+    fn email_or(&self, id: &str) -> String {
+        self.values
+            .get("email")
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| id.to_string())
+    }
+}
+
 type Accounts = BTreeMap<String, Account>;
 
 fn norm(email: &str) -> String {
@@ -400,12 +411,7 @@ impl Inner {
                 let Some(account) = accounts.get(&id) else {
                     return Err(self.unknown(&id));
                 };
-                let current_email = account
-                    .values
-                    .get("email")
-                    .cloned()
-                    .flatten()
-                    .unwrap_or_else(|| id.clone());
+                let current_email = account.email_or(&id);
                 let updates: Vec<_> = values.iter().filter(|(k, _)| *k != "password").collect();
                 let mut email = current_email;
                 if !updates.is_empty() {
@@ -462,12 +468,7 @@ impl Inner {
                 let Some(account) = accounts.get(&id) else {
                     return Err(self.unknown(&id));
                 };
-                let email = account
-                    .values
-                    .get("email")
-                    .cloned()
-                    .flatten()
-                    .unwrap_or_else(|| id.clone());
+                let email = account.email_or(&id);
                 self.add_removal(
                     accounts,
                     batch,
