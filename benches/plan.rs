@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use headcount::catalog::TargetKind;
 use headcount::config::{ManagePolicy, OnCreate, RemovedPolicy};
-use headcount::connector::{LiveAccount, SourceRecord};
+use headcount::connectors::TargetKind;
+use headcount::connectors::{LiveAccount, SourceRecord};
 use headcount::expr::Expr;
 use headcount::planner::{MaxRemovalsSpec, SyncInput, SyncSpec, plan_sync};
 use headcount::state::{ManagedAccount, Origin, State, SyncState};
@@ -55,8 +55,7 @@ fn run(n: usize) {
         name: "staff".into(),
         source: "hr".into(),
         target: "helpdesk".into(),
-        target_kind: TargetKind::MojoHelpdesk,
-        custom_fields: vec!["dept".into()],
+        target_fields: TargetKind::MojoHelpdesk.field_table(&["dept".into()]),
         where_: Some(expr(r#"user.status != "left""#)),
         identity: vec!["email".into()],
         fields: vec![

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use crate::connector::{ApplyOptions, LiveAccount, OpResult, Target, TargetOp};
+use crate::connectors::{ApplyOptions, LiveAccount, OpResult, Target, TargetOp};
 use crate::plan::{Action, Change, SyncPlan};
 use crate::planner::{SyncSpec, desired, values};
 use crate::state::{ManagedAccount, Origin, State, StateOp};
@@ -225,7 +225,7 @@ pub async fn apply(
                     }
                     observe(sync, change, outcome);
                 }
-                Err(crate::connector::ConnectorError::Cancelled) => {
+                Err(crate::connectors::ConnectorError::Cancelled) => {
                     observe(sync, change, Err(NOT_STARTED.to_string()))
                 }
                 Err(e) => observe(sync, change, Err(e.to_string())),
@@ -452,9 +452,9 @@ fn state_ops(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::TargetKind;
     use crate::config::{ManagePolicy, OnCreate, RemovedPolicy};
-    use crate::connector::{ConnectorError, for_each_op};
+    use crate::connectors::TargetKind;
+    use crate::connectors::{ConnectorError, for_each_op};
     use crate::expr::Expr;
     use crate::plan::{ActiveDiff, FieldDiff, Summary};
     use crate::planner::MaxRemovalsSpec;
@@ -487,9 +487,9 @@ mod tests {
                         TargetOp::Create { fields, .. } => {
                             let email = fields["email"].as_str().unwrap_or_default().to_string();
                             if email.starts_with("bad") {
-                                Err(ConnectorError::Rejected {
-                                    message: format!("422 Email {email} is blocked"),
-                                })
+                                Err(ConnectorError::rejected(format!(
+                                    "422 Email {email} is blocked"
+                                )))
                             } else {
                                 Ok(format!("id-{i}"))
                             }
@@ -510,8 +510,7 @@ mod tests {
             name: "s".into(),
             source: "hr".into(),
             target: "t".into(),
-            target_kind: TargetKind::MojoHelpdesk,
-            custom_fields: vec![],
+            target_fields: TargetKind::MojoHelpdesk.field_table(&[]),
             where_: None,
             identity: vec!["email".into()],
             fields: vec![

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::apply::Secrets;
 use crate::config::{self, LoadedConfig};
-use crate::connector::{self, LiveAccount, Source, SourceRecord, Target};
+use crate::connectors::{BuildContext, ClientPool, LiveAccount, Source, SourceRecord, Target};
 use crate::plan::{self, Action, ConfigInfo, GitInfo, PlanDocument, StateRef};
 use crate::planner::{self, PlannedSync, SyncInput, SyncSpec};
 use crate::state::{State, StateStore};
@@ -35,6 +35,9 @@ pub struct Engine {
     pub specs: Vec<SyncSpec>,
     pub warnings: Vec<String>,
     pub store: StateStore,
+    /// HTTP clients per vendor account, kept for the engine's life so that every connect (and
+    /// every run of a reconcile loop) shares one rate limiter per account.
+    pub clients: ClientPool,
 }
 
 /// What was read from sources and targets; read errors are kept per connector so that the
@@ -82,6 +85,7 @@ impl Engine {
             specs: validated.syncs,
             warnings: validated.warnings,
             store,
+            clients: ClientPool::default(),
         })
     }
 
@@ -115,26 +119,32 @@ impl Engine {
         let mut sources = HashMap::new();
         let mut targets = HashMap::new();
         let cfg = &self.loaded.config;
+        let cx = BuildContext {
+            base_dir: &self.loaded.base_dir,
+            clients: &self.clients,
+        };
+        // Targets first: a source on the same vendor account then shares the target's client,
+        // whose `rate_limit` and `timeout` the config sets.
         for spec in specs {
-            if need_sources && !sources.contains_key(&spec.source) {
-                let sc = cfg.sources.get(&spec.source).ok_or_else(|| {
-                    EngineError::Config(format!("source `{}` is not configured", spec.source))
-                })?;
-                let built = connector::build::build_source(&spec.source, sc, &self.loaded.base_dir)
-                    .map_err(|e| {
-                        EngineError::Connector(format!("source `{}`: {e}", spec.source))
-                    })?;
-                sources.insert(spec.source.clone(), built);
-            }
             if !targets.contains_key(&spec.target) {
                 let tc = cfg.targets.get(&spec.target).ok_or_else(|| {
                     EngineError::Config(format!("target `{}` is not configured", spec.target))
                 })?;
-                let built = connector::build::build_target(&spec.target, tc, &self.loaded.base_dir)
-                    .map_err(|e| {
-                        EngineError::Connector(format!("target `{}`: {e}", spec.target))
-                    })?;
+                let built = tc.build(&spec.target, &cx).map_err(|e| {
+                    EngineError::Connector(format!("target `{}`: {e}", spec.target))
+                })?;
                 targets.insert(spec.target.clone(), built);
+            }
+        }
+        for spec in specs.iter().filter(|_| need_sources) {
+            if !sources.contains_key(&spec.source) {
+                let sc = cfg.sources.get(&spec.source).ok_or_else(|| {
+                    EngineError::Config(format!("source `{}` is not configured", spec.source))
+                })?;
+                let built = sc.build(&spec.source, &cx).map_err(|e| {
+                    EngineError::Connector(format!("source `{}`: {e}", spec.source))
+                })?;
+                sources.insert(spec.source.clone(), built);
             }
         }
         Ok(Connections { sources, targets })
@@ -415,7 +425,7 @@ fn identity_index<'a>(
         let norm = specs
             .get(key)
             .and_then(|f| f.identity)
-            .unwrap_or(crate::catalog::IdentityNorm::Exact);
+            .unwrap_or(crate::model::IdentityNorm::Exact);
         for acc in accounts {
             if let Some(Value::String(s)) = acc.fields.get(key) {
                 index.insert((key.clone(), norm.normalise(s)), acc);

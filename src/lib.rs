@@ -5,12 +5,12 @@
 
 pub mod apply;
 pub mod audit;
-pub mod catalog;
 pub mod config;
-pub mod connector;
+pub mod connectors;
 pub mod engine;
 pub mod expr;
 pub mod http;
+pub mod model;
 pub mod plan;
 pub mod planner;
 pub mod render;

@@ -2,13 +2,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use headcount::config::{self, init};
+use headcount::config;
+use headcount::connectors::{SourceKind, TargetKind};
 
 #[test]
 fn every_starter_loads_and_validates_without_warnings() {
     let dir = tempfile::tempdir().unwrap();
-    for source in init::STARTER_SOURCES {
-        for target in init::STARTER_TARGETS {
+    for source in SourceKind::ALL.iter().map(|k| k.as_str()) {
+        for target in TargetKind::ALL.iter().map(|k| k.as_str()) {
             let text = config::starter(Some(source), Some(target)).unwrap();
             assert!(
                 text.starts_with(

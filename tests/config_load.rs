@@ -269,8 +269,8 @@ fn secret_references_are_accepted_and_checked() {
     let text = BASE.replace("{ env: MOJO_ACCESS_KEY }", "{ file: secrets/mojo.key }");
     let cfg = config::parse(&text, Path::new("h.yaml")).unwrap();
     match &cfg.targets["helpdesk"] {
-        config::TargetConfig::MojoHelpdesk { access_key, .. } => {
-            assert_eq!(access_key, &SecretRef::File("secrets/mojo.key".into()));
+        config::TargetConfig::MojoHelpdesk(mojo) => {
+            assert_eq!(mojo.access_key, SecretRef::File("secrets/mojo.key".into()));
         }
         other => panic!("{other:?}"),
     }

@@ -101,11 +101,11 @@ fn sources_and_targets_are_discriminated_by_kind() {
     assert_eq!(
         kinds("TargetConfig"),
         [
+            "csv_export",
             "mojo_helpdesk",
             "zendesk",
             "scim",
             "request_tracker",
-            "csv_export",
             "entra_guests"
         ]
     );

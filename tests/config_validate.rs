@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use headcount::catalog::TargetKind;
 use headcount::config::{self, ConfigErrors, LoadedConfig, ManagePolicy, Validated};
+use headcount::connectors::TargetKind;
 use headcount::planner::MaxRemovalsSpec;
 
 fn fixture(name: &str) -> PathBuf {
@@ -74,7 +74,7 @@ fn the_spec_example_validates_into_sync_specs() {
     assert_eq!(s.name, "support-staff");
     assert_eq!(s.source, "workspace");
     assert_eq!(s.target, "helpdesk");
-    assert_eq!(s.target_kind, TargetKind::MojoHelpdesk);
+    assert_eq!(s.target_fields, TargetKind::MojoHelpdesk.field_table(&[]));
     assert_eq!(s.identity, vec!["email".to_string()]);
     let names: Vec<&str> = s.fields.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["email", "first_name", "last_name", "role", "group"]);
@@ -97,7 +97,7 @@ fn a_minimal_config_validates_with_defaults() {
     assert_eq!(s.max_removals, MaxRemovalsSpec::Percent(10.0));
     assert_eq!(s.manage, ManagePolicy::Owned);
     assert!(s.on_create.active && !s.on_create.notify);
-    assert_eq!(s.custom_fields, vec!["team".to_string()]);
+    assert_eq!(s.target_fields.custom, vec!["team".to_string()]);
     assert!(v.warnings.is_empty(), "{:?}", v.warnings);
 }
 

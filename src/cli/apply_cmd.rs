@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use headcount::apply::{self, ApplyInput, ApplyReport, OpEvent};
 use headcount::audit::AuditLog;
-use headcount::connector::ApplyOptions;
+use headcount::connectors::ApplyOptions;
 use headcount::engine::{Engine, Snapshot};
 use headcount::plan::PlanDocument;
 use headcount::render;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use headcount::catalog::TargetKind;
+use headcount::connectors::TargetKind;
 
 const EXIT_CODES: &str = "\
 Exit status:

@@ -1,7 +1,7 @@
 //! `init`, `validate`, `fields`.
 
-use headcount::catalog::{self, Writable};
 use headcount::engine::Engine;
+use headcount::model::Writable;
 
 use super::args::{Cli, FieldsArgs, Format, InitArgs, ValidateArgs};
 use super::{EXIT_ERROR, EXIT_OK, Ui};
@@ -89,7 +89,7 @@ pub async fn validate(cli: &Cli, args: &ValidateArgs, ui: &Ui) -> anyhow::Result
 }
 
 pub fn fields(args: &FieldsArgs) -> anyhow::Result<u8> {
-    let fields = catalog::fields(args.kind);
+    let fields = args.kind.fields();
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(fields)?),
         Format::Text | Format::Markdown => {
@@ -140,14 +140,10 @@ pub fn fields(args: &FieldsArgs) -> anyhow::Result<u8> {
             for r in &rows {
                 println!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
             }
-            if let Some(prefix) = catalog::custom_field_prefix(args.kind) {
+            if let Some(prefix) = args.kind.custom_field_prefix() {
                 println!(
                     "{prefix}<key>  string  yes  no  custom field; declare the key in the target's `{}` list",
-                    if args.kind == catalog::TargetKind::Zendesk {
-                        "user_fields"
-                    } else {
-                        "custom_fields"
-                    }
+                    args.kind.custom_fields_key()
                 );
             }
         }

@@ -14,8 +14,8 @@ use serde_saphyr::MessageFormatter;
 
 use super::diagnostic::{ConfigError, ErrorKind};
 use super::model::{Config, SourceConfig, TargetConfig};
-use super::secret::LITERAL_SECRET;
 use super::tree::{NodeId, NodeKind, Seg, Style, Tree, TreeLimits};
+use crate::model::secret::LITERAL_SECRET;
 
 /// The config format versions this build reads.
 pub const SUPPORTED_VERSIONS: &[u32] = &[1];
@@ -23,16 +23,6 @@ pub const SUPPORTED_VERSIONS: &[u32] = &[1];
 /// Largest config file accepted. Real configs are a few kilobytes; the cap keeps a hostile
 /// file (the config can come from a pull request) from exhausting memory.
 pub const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
-
-/// The source kinds, for messages.
-pub(crate) const SOURCE_KINDS: &[&str] = &[
-    "csv",
-    "google_workspace",
-    "entra_id",
-    "zendesk",
-    "ldap",
-    "scim",
-];
 
 /// A config file read from disk, with what later steps need: where it is (relative paths resolve
 /// against `base_dir`), its text (for positions) and its hash (plans record it).
@@ -628,13 +618,17 @@ fn translate(
             };
             let help = if *field == "kind" {
                 let kinds = if path.first() == Some(&Seg::Key("targets".into())) {
-                    crate::catalog::TargetKind::ALL
+                    crate::connectors::TargetKind::ALL
                         .iter()
                         .map(|k| k.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 } else {
-                    SOURCE_KINDS.join(", ")
+                    crate::connectors::SourceKind::ALL
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 };
                 format!("add `kind:` with one of: {kinds}")
             } else {

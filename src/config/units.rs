@@ -2,102 +2,10 @@
 //! (`30s`, `1h30m`) and the mass-removal limit (`10%`, `3`). Hand-written because each is a few
 //! lines and the messages can say exactly what is wrong.
 
-use std::time::Duration;
-
 use super::model::MaxRemovals;
 use crate::planner::MaxRemovalsSpec;
 
-/// Parses `N/min` or `N/s` (also `N/sec`, `N/second`, `N/minute`, `N/h`, `N/hour`) with `N > 0`
-/// into the number of requests and the window they are allowed in.
-pub fn parse_rate_limit(text: &str) -> Result<(u32, Duration), String> {
-    let t = text.trim();
-    let Some((count, unit)) = t.split_once('/') else {
-        return Err(format!(
-            "rate limit `{t}` has no unit: write it as `N/min` or `N/s`, e.g. `120/min`"
-        ));
-    };
-    let count = count.trim();
-    let n: u32 = match count.parse() {
-        Ok(n) => n,
-        Err(_) if !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit()) => {
-            return Err(format!("rate limit `{t}` is too large"));
-        }
-        Err(_) => {
-            return Err(format!(
-                "rate limit `{t}`: `{count}` is not a whole number of requests; write `N/min` or `N/s`, e.g. `120/min`"
-            ));
-        }
-    };
-    if n == 0 {
-        return Err(format!(
-            "rate limit `{t}` allows no requests: use a number above 0"
-        ));
-    }
-    let per = match unit.trim() {
-        "s" | "sec" | "second" => Duration::from_secs(1),
-        "m" | "min" | "minute" => Duration::from_secs(60),
-        "h" | "hour" => Duration::from_secs(3600),
-        other => {
-            return Err(format!(
-                "rate limit `{t}`: unknown unit `{other}`; use `/min` or `/s`"
-            ));
-        }
-    };
-    Ok((n, per))
-}
-
-/// Parses a duration such as `500ms`, `30s`, `2m`, `6h`, `1d` or a sum like `1h30m`. A bare
-/// number is refused: `30` could mean seconds or minutes.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("the duration is empty: write e.g. `30s`, `2m` or `500ms`".to_string());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, after) = rest.split_at(digits);
-        if num.is_empty() {
-            return Err(format!(
-                "duration `{t}` is not a number with a unit: write e.g. `30s`, `2m` or `500ms`"
-            ));
-        }
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
-        let (unit, next) = after.split_at(unit_len);
-        let secs_per_unit: f64 = match unit.trim() {
-            "ms" => 0.001,
-            "s" | "sec" => 1.0,
-            "m" | "min" => 60.0,
-            "h" => 3600.0,
-            "d" => 86_400.0,
-            "" => {
-                return Err(format!(
-                    "duration `{t}` has no unit: write e.g. `{num}s` or `{num}m`"
-                ));
-            }
-            other => {
-                return Err(format!(
-                    "duration `{t}`: unknown unit `{other}`; use ms, s, m, h or d"
-                ));
-            }
-        };
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("duration `{t}`: `{num}` is not a number"))?;
-        let part = Duration::try_from_secs_f64(value * secs_per_unit)
-            .map_err(|_| format!("duration `{t}` is too long"))?;
-        total = total
-            .checked_add(part)
-            .ok_or_else(|| format!("duration `{t}` is too long"))?;
-        rest = next;
-    }
-    Ok(total)
-}
+pub use crate::model::units::{parse_duration, parse_rate_limit};
 
 /// Parses `limits.max_removals`: a count (`3`, `"3"`) or a percentage from 0 to 100 (`"10%"`).
 pub fn parse_max_removals(value: &MaxRemovals) -> Result<MaxRemovalsSpec, String> {
@@ -155,6 +63,8 @@ pub fn parse_max_removals(value: &MaxRemovals) -> Result<MaxRemovalsSpec, String
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

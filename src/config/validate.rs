@@ -10,12 +10,13 @@ use std::sync::Arc;
 use super::diagnostic::{ConfigError, ConfigErrors, ErrorKind};
 use super::load::{LoadedConfig, span_len, suggest, sync_label};
 use super::located::{Located, Pos};
-use super::model::{Config, ExprText, ManagePolicy, SourceConfig, TargetConfig};
-use super::secret::SecretRef;
+use super::model::{Config, ExprText, ManagePolicy};
 use super::tree::{NodeId, NodeKind, Seg, Style, Tree, TreeLimits};
-use super::units::{parse_duration, parse_max_removals, parse_rate_limit};
-use crate::catalog::{self, TargetKind};
+use super::units::parse_max_removals;
+use crate::connectors::{TargetConfig, TargetKind};
 use crate::expr::Expr;
+use crate::model::SecretRef;
+use crate::model::checks::{Checks, PathSeg};
 use crate::planner::SyncSpec;
 
 /// A config that passed validation: the syncs ready to plan, and warnings worth showing.
@@ -26,9 +27,6 @@ pub struct Validated {
     pub warnings: Vec<String>,
 }
 
-/// Most removals Mojo's import takes per file.
-const MOJO_IMPORT_MAX_ROWS: usize = 3000;
-
 /// Checks everything that can be checked without network access. Secrets are not read (see
 /// [`check_secrets`]).
 pub fn validate(loaded: &LoadedConfig) -> Result<Validated, ConfigErrors> {
@@ -37,10 +35,10 @@ pub fn validate(loaded: &LoadedConfig) -> Result<Validated, ConfigErrors> {
 
     cx.check_state(cfg);
     for (name, source) in &cfg.sources {
-        cx.check_source(name, source);
+        cx.check_entry("sources", name, |c| source.check(c));
     }
     for (name, target) in &cfg.targets {
-        cx.check_target(name, target);
+        cx.check_entry("targets", name, |c| target.check(c));
     }
     let syncs = cx.check_syncs(cfg);
     cx.check_usage(cfg);
@@ -66,43 +64,59 @@ pub fn check_secrets(cfg: &Config, base_dir: &Path) -> Vec<String> {
         }
     };
     for (name, source) in &cfg.sources {
-        for (field, secret) in source_secrets(source) {
+        for (field, secret) in source.secrets() {
             check(format!("source `{name}`"), field, secret);
         }
     }
     for (name, target) in &cfg.targets {
-        for (field, secret) in target_secrets(target) {
+        for (field, secret) in target.secrets() {
             check(format!("target `{name}`"), field, secret);
         }
     }
     problems
 }
 
-fn source_secrets(source: &SourceConfig) -> Vec<(&'static str, &SecretRef)> {
-    match source {
-        SourceConfig::Csv { .. } => vec![],
-        SourceConfig::GoogleWorkspace { credentials, .. } => vec![(
-            "credentials.service_account_key",
-            &credentials.service_account_key,
-        )],
-        SourceConfig::EntraId { client_secret, .. } => vec![("client_secret", client_secret)],
-        SourceConfig::Zendesk { api_token, .. } => vec![("api_token", api_token)],
-        SourceConfig::Ldap { bind_password, .. } => {
-            bind_password.iter().map(|s| ("bind_password", s)).collect()
-        }
-        SourceConfig::Scim { token, .. } => vec![("token", token)],
+/// A connector's checks of one `sources` or `targets` entry, placed in the file.
+struct EntryChecks<'a> {
+    cx: &'a mut Cx,
+    section: &'static str,
+    name: &'a str,
+}
+
+impl EntryChecks<'_> {
+    fn path(&self, rel: &[PathSeg<'_>]) -> Vec<Seg> {
+        let mut path = vec![key(self.section), key(self.name)];
+        path.extend(rel.iter().map(|s| match s {
+            PathSeg::Key(k) => key(k),
+            PathSeg::Index(i) => Seg::Index(*i),
+        }));
+        path
     }
 }
 
-fn target_secrets(target: &TargetConfig) -> Vec<(&'static str, &SecretRef)> {
-    match target {
-        TargetConfig::MojoHelpdesk { access_key, .. } => vec![("access_key", access_key)],
-        TargetConfig::Zendesk { api_token, .. } => vec![("api_token", api_token)],
-        TargetConfig::Scim { token, .. } | TargetConfig::RequestTracker { token, .. } => {
-            vec![("token", token)]
-        }
-        TargetConfig::CsvExport { .. } => vec![],
-        TargetConfig::EntraGuests { client_secret, .. } => vec![("client_secret", client_secret)],
+impl Checks for EntryChecks<'_> {
+    fn owner(&self) -> String {
+        let what = if self.section == "sources" {
+            "source"
+        } else {
+            "target"
+        };
+        format!("{what} `{}`", self.name)
+    }
+
+    fn error(&mut self, path: &[PathSeg<'_>], message: String, help: Option<String>) {
+        let node = self.cx.at(&self.path(path));
+        self.cx.error(node, message, help);
+    }
+
+    fn error_at_key(&mut self, path: &[PathSeg<'_>], message: String, help: Option<String>) {
+        let node = self.cx.key_at(&self.path(path));
+        self.cx.error(node, message, help);
+    }
+
+    fn warn_at_key(&mut self, path: &[PathSeg<'_>], message: String) {
+        let node = self.cx.key_at(&self.path(path));
+        self.cx.warn(node, message);
     }
 }
 
@@ -214,308 +228,19 @@ impl Cx {
         }
     }
 
-    fn non_empty(&mut self, base: &[Seg], field: &str, value: &str, owner: &str) {
-        if value.trim().is_empty() {
-            let node = self.at(&[base, &[key(field)]].concat());
-            self.error(node, format!("`{field}` of {owner} is empty"), None);
-        }
-    }
-
-    fn url(&mut self, base: &[Seg], field: &str, value: Option<&str>, owner: &str) {
-        let Some(value) = value else { return };
-        let ok = value
-            .strip_prefix("https://")
-            .or_else(|| value.strip_prefix("http://"))
-            .is_some_and(|rest| {
-                !rest.is_empty() && !rest.starts_with('/') && !rest.contains(char::is_whitespace)
-            });
-        if !ok {
-            let node = self.at(&[base, &[key(field)]].concat());
-            self.error(
-                node,
-                format!("`{field}` of {owner} is not an http(s) URL: `{value}`"),
-                Some("give the full URL, e.g. `https://example.com`".to_string()),
-            );
-        }
-    }
-
-    fn http_options(
+    /// A source's or target's own checks, reported at its entry.
+    fn check_entry(
         &mut self,
-        base: &[Seg],
-        owner: &str,
-        rate_limit: Option<&str>,
-        timeout: Option<&str>,
+        section: &'static str,
+        name: &str,
+        check: impl FnOnce(&mut dyn Checks),
     ) {
-        if let Some(rl) = rate_limit
-            && let Err(e) = parse_rate_limit(rl)
-        {
-            let node = self.at(&[base, &[key("rate_limit")]].concat());
-            self.error(
-                node,
-                format!("`rate_limit` of {owner}: {e}"),
-                Some("e.g. `rate_limit: 120/min` or `rate_limit: 10/s`".to_string()),
-            );
-        }
-        if let Some(t) = timeout {
-            let problem = match parse_duration(t) {
-                Ok(d) if d.is_zero() => Some(format!(
-                    "`timeout` of {owner} is zero: every request would time out"
-                )),
-                Ok(_) => None,
-                Err(e) => Some(format!("`timeout` of {owner}: {e}")),
-            };
-            if let Some(msg) = problem {
-                let node = self.at(&[base, &[key("timeout")]].concat());
-                self.error(
-                    node,
-                    msg,
-                    Some("e.g. `timeout: 30s`, `2m` or `500ms`".to_string()),
-                );
-            }
-        }
-    }
-
-    fn check_source(&mut self, name: &str, source: &SourceConfig) {
-        let base = [key("sources"), key(name)];
-        let owner = format!("source `{name}`");
-        match source {
-            SourceConfig::Csv { path, delimiter } => {
-                self.non_empty(&base, "path", path, &owner);
-                if let Some(d) = delimiter
-                    && !matches!(d.as_bytes(), [b] if b.is_ascii() && !matches!(b, b'"' | b'\n' | b'\r'))
-                {
-                    let node = self.at(&[key("sources"), key(name), key("delimiter")]);
-                    self.error(
-                        node,
-                        format!("`delimiter` of {owner} must be exactly one ASCII character (not a quote or a line break), not {d:?}"),
-                        Some("e.g. `delimiter: \";\"` or `delimiter: \"\\t\"`".to_string()),
-                    );
-                }
-            }
-            SourceConfig::GoogleWorkspace {
-                customer,
-                domain,
-                credentials,
-                base_url,
-                ..
-            } => {
-                if customer.is_some() && domain.is_some() {
-                    let node = self.key_at(&[key("sources"), key(name), key("domain")]);
-                    self.error(
-                        node,
-                        format!("{owner} sets both `customer` and `domain`"),
-                        Some("keep one: `customer: my_customer` lists the whole account, `domain` one domain".to_string()),
-                    );
-                }
-                if !credentials.subject.contains('@') {
-                    let node = self.at(&[
-                        key("sources"),
-                        key(name),
-                        key("credentials"),
-                        key("subject"),
-                    ]);
-                    self.error(
-                        node,
-                        format!("`credentials.subject` of {owner} must be the email of the admin to impersonate"),
-                        None,
-                    );
-                }
-                self.url(&base, "base_url", base_url.as_deref(), &owner);
-            }
-            SourceConfig::EntraId {
-                tenant_id,
-                client_id,
-                base_url,
-                ..
-            } => {
-                self.non_empty(&base, "tenant_id", tenant_id, &owner);
-                self.non_empty(&base, "client_id", client_id, &owner);
-                self.url(&base, "base_url", base_url.as_deref(), &owner);
-            }
-            SourceConfig::Zendesk {
-                subdomain,
-                email,
-                roles,
-                base_url,
-                ..
-            } => {
-                self.subdomain(&base, subdomain, &owner);
-                self.email(&base, email, &owner);
-                const ROLES: [&str; 3] = ["end-user", "agent", "admin"];
-                for (i, role) in roles.iter().enumerate() {
-                    if !ROLES.contains(&role.as_str()) {
-                        let node =
-                            self.at(&[key("sources"), key(name), key("roles"), Seg::Index(i)]);
-                        let hint = suggest(role, ROLES)
-                            .map(|n| format!("; did you mean `{n}`?"))
-                            .unwrap_or_default();
-                        self.error(
-                            node,
-                            format!("`roles` of {owner}: `{role}` is not a Zendesk role{hint}"),
-                            Some("roles are end-user, agent and admin; custom roles go in `custom_role_ids`".to_string()),
-                        );
-                    }
-                }
-                self.url(&base, "base_url", base_url.as_deref(), &owner);
-            }
-            SourceConfig::Ldap {
-                url,
-                base_dn,
-                page_size,
-                starttls,
-                ..
-            } => {
-                if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
-                    let node = self.at(&[key("sources"), key(name), key("url")]);
-                    self.error(
-                        node,
-                        format!(
-                            "`url` of {owner} must start with ldap:// or ldaps://, not `{url}`"
-                        ),
-                        None,
-                    );
-                }
-                self.non_empty(&base, "base_dn", base_dn, &owner);
-                if *page_size == Some(0) {
-                    let node = self.at(&[key("sources"), key(name), key("page_size")]);
-                    self.error(
-                        node,
-                        format!("`page_size` of {owner} must be above 0"),
-                        Some("omit it for the default, or use e.g. 500".to_string()),
-                    );
-                }
-                if *starttls && url.starts_with("ldaps://") {
-                    let node = self.key_at(&[key("sources"), key(name), key("starttls")]);
-                    self.warn(
-                        node,
-                        format!("{owner}: `starttls` has no effect on an ldaps:// URL, which is TLS already"),
-                    );
-                }
-            }
-            SourceConfig::Scim { base_url, .. } => {
-                self.url(&base, "base_url", Some(base_url), &owner);
-            }
-        }
-    }
-
-    fn subdomain(&mut self, base: &[Seg], subdomain: &str, owner: &str) {
-        let ok = !subdomain.is_empty()
-            && subdomain
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-');
-        if !ok {
-            let node = self.at(&[base, &[key("subdomain")]].concat());
-            self.error(
-                node,
-                format!("`subdomain` of {owner} must be the `example` of example.zendesk.com, not `{subdomain}`"),
-                None,
-            );
-        }
-    }
-
-    fn email(&mut self, base: &[Seg], email: &str, owner: &str) {
-        if !email.contains('@') {
-            let node = self.at(&[base, &[key("email")]].concat());
-            self.error(
-                node,
-                format!("`email` of {owner} is not an email address: `{email}`"),
-                None,
-            );
-        }
-    }
-
-    fn check_target(&mut self, name: &str, target: &TargetConfig) {
-        let base = [key("targets"), key(name)];
-        let owner = format!("target `{name}`");
-        match target {
-            TargetConfig::MojoHelpdesk {
-                base_url,
-                rate_limit,
-                timeout,
-                ..
-            } => {
-                self.url(&base, "base_url", base_url.as_deref(), &owner);
-                self.http_options(&base, &owner, rate_limit.as_deref(), timeout.as_deref());
-            }
-            TargetConfig::Zendesk {
-                subdomain,
-                email,
-                base_url,
-                rate_limit,
-                timeout,
-                ..
-            } => {
-                self.subdomain(&base, subdomain, &owner);
-                self.email(&base, email, &owner);
-                self.url(&base, "base_url", base_url.as_deref(), &owner);
-                self.http_options(&base, &owner, rate_limit.as_deref(), timeout.as_deref());
-            }
-            TargetConfig::Scim {
-                base_url,
-                rate_limit,
-                timeout,
-                ..
-            }
-            | TargetConfig::RequestTracker {
-                base_url,
-                rate_limit,
-                timeout,
-                ..
-            } => {
-                self.url(&base, "base_url", Some(base_url), &owner);
-                self.http_options(&base, &owner, rate_limit.as_deref(), timeout.as_deref());
-            }
-            TargetConfig::CsvExport {
-                dir,
-                max_rows_per_file,
-                ..
-            } => {
-                self.non_empty(&base, "dir", dir, &owner);
-                if !(1..=MOJO_IMPORT_MAX_ROWS).contains(max_rows_per_file) {
-                    let node = self.at(&[key("targets"), key(name), key("max_rows_per_file")]);
-                    self.error(
-                        node,
-                        format!("`max_rows_per_file` of {owner} is {max_rows_per_file}: use 1 to {MOJO_IMPORT_MAX_ROWS}"),
-                        Some(format!("Mojo imports at most {MOJO_IMPORT_MAX_ROWS} rows at a time")),
-                    );
-                }
-            }
-            TargetConfig::EntraGuests {
-                tenant_id,
-                client_id,
-                redirect_url,
-                base_url,
-                rate_limit,
-                timeout,
-                ..
-            } => {
-                self.non_empty(&base, "tenant_id", tenant_id, &owner);
-                self.non_empty(&base, "client_id", client_id, &owner);
-                self.url(&base, "redirect_url", redirect_url.as_deref(), &owner);
-                self.url(&base, "base_url", base_url.as_deref(), &owner);
-                self.http_options(&base, &owner, rate_limit.as_deref(), timeout.as_deref());
-            }
-        }
-        let list = if matches!(target, TargetConfig::Zendesk { .. }) {
-            "user_fields"
-        } else {
-            "custom_fields"
+        let mut entry = EntryChecks {
+            cx: self,
+            section,
+            name,
         };
-        let mut seen: Vec<&str> = Vec::new();
-        for (i, field) in target.custom_fields().iter().enumerate() {
-            let problem = if field.trim().is_empty() {
-                Some(format!("`{list}` of {owner} has an empty entry"))
-            } else if seen.contains(&field.as_str()) {
-                Some(format!("`{list}` of {owner} lists `{field}` twice"))
-            } else {
-                None
-            };
-            if let Some(msg) = problem {
-                let node = self.at(&[key("targets"), key(name), key(list), Seg::Index(i)]);
-                self.error(node, msg, None);
-            }
-            seen.push(field);
-        }
+        check(&mut entry);
     }
 
     fn check_syncs(&mut self, cfg: &Config) -> Vec<SyncSpec> {
@@ -587,14 +312,14 @@ impl Cx {
             }
 
             let base = [key("syncs"), Seg::Index(i)];
+            let table = target.map(TargetConfig::field_table);
             let kind = target.map(TargetConfig::kind);
-            let custom: &[String] = target.map_or(&[], TargetConfig::custom_fields);
 
             // fields.
             let mut fields = Vec::new();
             for (field, expr) in &sync.fields {
-                if let Some(kind) = kind
-                    && let Err(e) = catalog::lookup(kind, field, custom)
+                if let (Some(kind), Some(table)) = (kind, &table)
+                    && let Err(e) = table.lookup(field)
                 {
                     let node = self.key_at(&[&base[..], &[key("fields"), key(field)]].concat());
                     self.error(
@@ -632,8 +357,8 @@ impl Cx {
                     continue;
                 }
                 identity.push(id.value.clone());
-                if let Some(kind) = kind {
-                    match catalog::lookup(kind, id, custom) {
+                if let (Some(kind), Some(table)) = (kind, &table) {
+                    match table.lookup(id) {
                         Err(e) => {
                             self.error_at(id, format!("{label}: `identity`: {e}"), None);
                             continue;
@@ -714,14 +439,13 @@ impl Cx {
             }
 
             if self.errors.len() == before
-                && let (Some(kind), Some(max_removals)) = (kind, max_removals)
+                && let (Some(table), Some(max_removals)) = (table, max_removals)
             {
                 specs.push(SyncSpec {
                     name: sync.name.value.clone(),
                     source: sync.from.value.clone(),
                     target: sync.to.value.clone(),
-                    target_kind: kind,
-                    custom_fields: custom.to_vec(),
+                    target_fields: table,
                     where_,
                     identity,
                     fields,
@@ -826,7 +550,7 @@ impl Cx {
 }
 
 fn identity_fields(kind: TargetKind) -> String {
-    catalog::fields(kind)
+    kind.fields()
         .iter()
         .filter(|f| f.identity.is_some())
         .map(|f| f.name)

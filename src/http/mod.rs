@@ -31,6 +31,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::model::RateLimit;
+
 pub use paging::Page;
 
 /// Per-request timeout when the config gives none.
@@ -199,23 +201,6 @@ impl HttpError {
     }
 }
 
-impl From<HttpError> for crate::connector::ConnectorError {
-    /// A 4xx is the vendor refusing this operation; everything else is a failure to talk.
-    fn from(e: HttpError) -> Self {
-        use crate::connector::ConnectorError;
-        match &e {
-            HttpError::Status { status, .. } if (400..500).contains(status) && *status != 429 => {
-                ConnectorError::Rejected {
-                    message: e.to_string(),
-                }
-            }
-            HttpError::Config(m) => ConnectorError::Config(m.clone()),
-            HttpError::Decode { .. } => ConnectorError::Data(e.to_string()),
-            _ => ConnectorError::Io(e.to_string()),
-        }
-    }
-}
-
 /// One request, relative to the client's base URL (or an absolute URL on the same origin, for
 /// next-links). The body is JSON.
 #[derive(Clone)]
@@ -379,20 +364,10 @@ impl HttpClientBuilder {
         self
     }
 
-    /// Sets the rate limit from the config text (`N/min`, `N/s`), or the vendor default when
-    /// the config gives none.
-    pub fn rate_limit(
-        mut self,
-        configured: Option<&str>,
-        vendor_default: (u32, Duration),
-    ) -> Result<Self, HttpError> {
-        self.rate = Some(match configured {
-            Some(text) => {
-                crate::config::units::parse_rate_limit(text).map_err(HttpError::Config)?
-            }
-            None => vendor_default,
-        });
-        Ok(self)
+    /// Sets the rate limit (the config's, or the vendor default the connector passes).
+    pub fn rate_limit(mut self, rate: RateLimit) -> Self {
+        self.rate = Some((rate.count, rate.per));
+        self
     }
 
     /// No client-side rate limit (tests, or vendors that throttle for us).
@@ -401,21 +376,10 @@ impl HttpClientBuilder {
         self
     }
 
-    /// Sets the per-request timeout from the config text (`30s`), default [`DEFAULT_TIMEOUT`].
-    pub fn timeout(mut self, configured: Option<&str>) -> Result<Self, HttpError> {
-        self.timeout = match configured {
-            Some(text) => {
-                let d = crate::config::units::parse_duration(text).map_err(HttpError::Config)?;
-                if d.is_zero() {
-                    return Err(HttpError::Config(format!(
-                        "timeout `{text}` is zero: give a positive duration such as `30s`"
-                    )));
-                }
-                d
-            }
-            None => DEFAULT_TIMEOUT,
-        };
-        Ok(self)
+    /// Sets the per-request timeout; `None` keeps [`DEFAULT_TIMEOUT`].
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+        self
     }
 
     pub fn timeout_duration(mut self, timeout: Duration) -> Self {

@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::SyncSpec;
 use super::values;
-use crate::catalog::{self, FieldSpec};
-use crate::connector::SourceRecord;
+use crate::model::SourceRecord;
+use crate::model::{FieldSpec, IdentityNorm};
 use crate::plan::{Conflict, Invalid};
 
 /// What one in-scope record asks for.
@@ -52,7 +52,8 @@ pub fn field_specs(spec: &SyncSpec) -> BTreeMap<String, FieldSpec> {
     spec.fields
         .iter()
         .filter_map(|(name, _)| {
-            catalog::lookup(spec.target_kind, name, &spec.custom_fields)
+            spec.target_fields
+                .lookup(name)
                 .ok()
                 .map(|f| (name.clone(), f))
         })
@@ -153,7 +154,7 @@ fn evaluate_one(
         let Some(fspec) = specs.get(&name) else {
             errors.push(format!(
                 "field `{name}` is not a field of {}",
-                spec.target_kind
+                spec.target_fields.kind
             ));
             continue;
         };
@@ -170,7 +171,7 @@ fn evaluate_one(
     let mut identity = BTreeMap::new();
     for key in &spec.identity {
         if let (Some(Value::String(v)), Some(fspec)) = (fields.get(key), specs.get(key)) {
-            let norm = fspec.identity.unwrap_or(catalog::IdentityNorm::Exact);
+            let norm = fspec.identity.unwrap_or(IdentityNorm::Exact);
             let n = norm.normalise(v);
             if !n.is_empty() {
                 identity.insert(key.clone(), n);

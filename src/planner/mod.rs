@@ -1,9 +1,8 @@
 //! The planner: records, live accounts and state in, plan out. Pure: no network, no clock, no
 //! files. Most tests live here.
 
-use crate::catalog::TargetKind;
-use crate::config::{ManagePolicy, OnCreate, RemovedPolicy};
 use crate::expr::Expr;
+use crate::model::{FieldTable, ManagePolicy, OnCreate, RemovedPolicy};
 
 /// A sync ready to plan: names resolved, expressions compiled.
 #[derive(Debug, Clone)]
@@ -11,9 +10,8 @@ pub struct SyncSpec {
     pub name: String,
     pub source: String,
     pub target: String,
-    pub target_kind: TargetKind,
-    /// Custom fields declared for the target.
-    pub custom_fields: Vec<String>,
+    /// The target's fields (its kind's, plus its declared custom fields).
+    pub target_fields: FieldTable,
     pub where_: Option<Expr>,
     /// Identity fields in precedence order.
     pub identity: Vec<String>,

@@ -8,9 +8,9 @@ use serde_json::Value;
 use super::desired::{self, Desired};
 use super::values;
 use super::{MaxRemovalsSpec, SyncSpec};
-use crate::catalog::{FieldSpec, IdentityNorm, Writable};
-use crate::config::{ManagePolicy, RemovedPolicy};
-use crate::connector::{LiveAccount, SourceRecord};
+use crate::model::{
+    FieldSpec, IdentityNorm, LiveAccount, ManagePolicy, RemovedPolicy, SourceRecord, Writable,
+};
 use crate::plan::{
     Action, ActiveDiff, Change, Conflict, FieldDiff, Summary, SyncPlan, sensitive_marker,
 };

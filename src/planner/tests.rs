@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::catalog::TargetKind;
-use crate::config::{ManagePolicy, OnCreate, RemovedPolicy};
-use crate::connector::{LiveAccount, SourceRecord};
+use crate::connectors::TargetKind;
 use crate::expr::Expr;
+use crate::model::{LiveAccount, ManagePolicy, OnCreate, RemovedPolicy, SourceRecord};
 use crate::plan::Action;
 use crate::state::{ManagedAccount, Origin, State, SyncState};
 
@@ -23,8 +22,7 @@ fn spec() -> SyncSpec {
         name: "staff".into(),
         source: "hr".into(),
         target: "helpdesk".into(),
-        target_kind: TargetKind::MojoHelpdesk,
-        custom_fields: vec!["dept".into()],
+        target_fields: TargetKind::MojoHelpdesk.field_table(&["dept".into()]),
         where_: None,
         identity: vec!["email".into()],
         fields: vec![
@@ -448,7 +446,7 @@ fn one_record_matching_two_live_accounts_is_a_conflict() {
 
 fn zendesk_spec() -> SyncSpec {
     SyncSpec {
-        target_kind: TargetKind::Zendesk,
+        target_fields: TargetKind::Zendesk.field_table(&[]),
         identity: vec!["external_id".into(), "email".into()],
         fields: vec![
             ("external_id".into(), Some(expr("user.id"))),

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::catalog::{FieldSpec, FieldType};
+use crate::model::{FieldSpec, FieldType};
 
 /// Coerces a desired value into what the field can hold, or says why it cannot.
 pub fn desired_value(spec: &FieldSpec, name: &str, raw: &Value) -> Result<Value, String> {
@@ -160,11 +160,13 @@ pub fn short(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{TargetKind, lookup};
+    use crate::connectors::TargetKind;
     use serde_json::json;
 
     fn spec(kind: TargetKind, name: &str) -> FieldSpec {
-        lookup(kind, name, &["dept".to_string()]).unwrap()
+        kind.field_table(&["dept".to_string()])
+            .lookup(name)
+            .unwrap()
     }
 
     #[test]

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{ApplyOptions, ConnectorError, LiveAccount, OpResult, Target, TargetOp};
-use crate::catalog::IdentityNorm;
+use crate::connectors::{ApplyOptions, ConnectorError, LiveAccount, OpResult, Target, TargetOp};
+use crate::model::IdentityNorm;
 
 /// Mojo's hard limit on rows per import file.
 pub const MAX_ROWS_LIMIT: usize = 3000;
@@ -372,6 +372,8 @@ impl Inner {
                 let id = norm(&email);
                 if id.is_empty() {
                     return Err(ConnectorError::Rejected {
+                        status: None,
+                        vendor: None,
                         message: "csv_export: cannot create an account without an email: Mojo's import matches users by email; map `email` to a non-empty value".to_string(),
                     });
                 }
@@ -432,6 +434,8 @@ impl Inner {
                     let new_email = self.email_cell(&fields, &cells);
                     if norm(&new_email) != id {
                         return Err(ConnectorError::Rejected {
+                            status: None,
+                            vendor: None,
                             message: format!(
                                 "csv_export: cannot change the email of `{id}` to `{new_email}`: Mojo's import matches users by email, so this would make a second account; delete the account and create a new one instead"
                             ),
@@ -514,6 +518,8 @@ impl Inner {
                 None => "see `headcount fields csv_export`".to_string(),
             };
             ConnectorError::Rejected {
+                status: None,
+                vendor: None,
                 message: format!(
                     "csv_export: field `{name}` has no column in Mojo's import file: {hint}"
                 ),
@@ -523,6 +529,8 @@ impl Inner {
 
     fn unknown(&self, id: &str) -> ConnectorError {
         ConnectorError::Rejected {
+            status: None,
+            vendor: None,
             message: format!(
                 "csv_export: no account `{id}` in the exports under {}: it was deleted or never exported; run `headcount plan` again to see the current state",
                 self.dir.display()
@@ -618,6 +626,8 @@ impl Inner {
 fn conflict_check(batch: &Batch, id: &str) -> Result<(), ConnectorError> {
     if batch.deleted.contains(id) {
         return Err(ConnectorError::Rejected {
+            status: None,
+            vendor: None,
             message: format!(
                 "csv_export: `{id}` is deleted earlier in this same batch; run apply again to write this change in a new export"
             ),
@@ -635,6 +645,8 @@ fn cell(name: &str, value: &Value) -> Result<String, ConnectorError> {
         Value::Bool(b) => Ok(b.to_string()),
         Value::Number(n) => Ok(n.to_string()),
         Value::Array(_) | Value::Object(_) => Err(ConnectorError::Rejected {
+            status: None,
+            vendor: None,
             message: format!(
                 "csv_export: field `{name}` must be text, not a list or an object: change its mapping to produce a string"
             ),
@@ -678,7 +690,7 @@ fn io_error(path: &Path, what: &str, e: &std::io::Error) -> ConnectorError {
 }
 
 fn malformed(path: &Path, what: impl std::fmt::Display) -> ConnectorError {
-    ConnectorError::Data(format!(
+    ConnectorError::BadData(format!(
         "csv_export: {} is not a valid export file: {what}; restore it from the original export or move its export folder out of the target's `dir`",
         path.display()
     ))
@@ -701,7 +713,7 @@ fn read_csv(path: &Path) -> Result<CsvFile, ConnectorError> {
     for record in reader.records() {
         let record = record.map_err(|e| malformed(path, e))?;
         let line = record.position().map_or(0, |p| {
-            super::csv_source::row_number(&bytes, p.byte(), p.line())
+            crate::connectors::csv::row_number(&bytes, p.byte(), p.line())
         });
         let cells: Vec<String> = record.iter().map(str::to_string).collect();
         if header.is_none() {

@@ -1,74 +1,26 @@
-//! Connectors: sources that read people and targets that keep accounts. They know nothing of
-//! plans: a source yields records, a target lists accounts and carries out operations.
+//! Connectors: sources that read people and targets that keep accounts, one folder per vendor.
+//! They know nothing of plans: a source yields records, a target lists accounts and carries
+//! out operations. `registry.rs` lists the kinds; `spec.rs` says what each kind provides.
 
-pub mod build;
-pub mod csv_export;
-pub mod csv_source;
+pub mod csv;
+pub mod entra;
+mod error;
+pub mod google;
+pub mod ldap;
+pub mod mojo;
+pub mod registry;
+pub mod request_tracker;
 pub mod scim;
-
-use std::collections::BTreeMap;
+pub mod spec;
+pub mod zendesk;
 
 use async_trait::async_trait;
-use serde_json::Value;
 
-/// A person as a source yields it: a JSON object that expressions read as `user`.
-pub type Record = Value;
-
-/// A record and a short label that identifies it in messages (`row 12`, an id).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceRecord {
-    pub label: String,
-    pub data: Record,
-}
-
-/// An account as it exists in a target, with its fields named as in `headcount fields KIND`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LiveAccount {
-    pub id: String,
-    pub active: bool,
-    pub fields: BTreeMap<String, Value>,
-}
-
-/// Why a connector call failed. The message says what to do next.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ConnectorError {
-    #[error("{0}")]
-    Config(String),
-    #[error("{0}")]
-    Io(String),
-    #[error("{0}")]
-    Data(String),
-    #[error("{message}")]
-    Rejected { message: String },
-    #[error("the {kind} connector is not available in this build yet")]
-    Unsupported { kind: String },
-    #[error("not started: the apply was interrupted")]
-    Cancelled,
-}
-
-/// How a target carries out a batch of operations.
-#[derive(Debug, Clone)]
-pub struct ApplyOptions {
-    /// At most this many operations in flight (`--parallelism`).
-    pub parallelism: usize,
-    /// Set on SIGINT/SIGTERM: no new operation starts; those in flight finish.
-    pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Default for ApplyOptions {
-    fn default() -> Self {
-        ApplyOptions {
-            parallelism: 4,
-            cancel: Default::default(),
-        }
-    }
-}
-
-impl ApplyOptions {
-    pub fn cancelled(&self) -> bool {
-        self.cancel.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
+pub use crate::model::{
+    ApplyOptions, ConnectorError, LiveAccount, OpResult, Record, SourceRecord, TargetOp,
+};
+pub use registry::{SourceConfig, SourceKind, TargetConfig, TargetKind};
+pub use spec::{BuildContext, ClientPool};
 
 /// Runs `run(i, op)` for every operation with at most `opts.parallelism` in flight, reporting
 /// each outcome through `done` as soon as it is known. Once cancelled, operations not yet
@@ -112,35 +64,6 @@ pub trait Source: Send + Sync {
     /// Every record, all pages. An error means the read is unusable (never "zero records").
     async fn read(&self) -> Result<Vec<SourceRecord>, ConnectorError>;
 }
-
-/// One operation on one account. Field values are the real ones (sensitive values included).
-#[derive(Debug, Clone, PartialEq)]
-pub enum TargetOp {
-    Create {
-        fields: BTreeMap<String, Value>,
-        active: bool,
-        notify: bool,
-    },
-    Modify {
-        id: String,
-        /// Fields to write; empty when only the active flag changes.
-        fields: BTreeMap<String, Value>,
-        /// The values of `fields` the plan saw in the target. A connector that meets a
-        /// concurrent change (e.g. SCIM 412) re-reads the account and writes only if these
-        /// still hold; it never overwrites blindly.
-        expected: BTreeMap<String, Value>,
-        active: Option<bool>,
-        /// Set for removals (deactivate because no longer desired), for targets that report
-        /// removals separately.
-        removal: bool,
-    },
-    Delete {
-        id: String,
-    },
-}
-
-/// The outcome of one operation: the account's id in the target, or why it failed.
-pub type OpResult = Result<String, ConnectorError>;
 
 /// Keeps accounts.
 #[async_trait]

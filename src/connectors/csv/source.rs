@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::{ConnectorError, Source, SourceRecord};
+use crate::connectors::{ConnectorError, Source, SourceRecord};
 
 /// Reads people from a CSV file with a header row.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ fn read_file(path: &Path, delimiter: u8) -> Result<Vec<SourceRecord>, ConnectorE
         } else {
             format!("the CSV file cannot be read ({e})")
         };
-        ConnectorError::Data(format!(
+        ConnectorError::BadData(format!(
             "{}: {what}: check the source's `path` (a relative path is read from the config file's folder) and the file's permissions",
             path.display()
         ))
@@ -88,7 +88,7 @@ pub(crate) fn parse(
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                return Err(ConnectorError::Data(format!(
+                return Err(ConnectorError::BadData(format!(
                     "{name}: cannot be read as CSV: {e}"
                 )));
             }
@@ -116,7 +116,7 @@ pub(crate) fn parse(
             continue;
         };
         if fields.len() != names.len() {
-            return Err(ConnectorError::Data(format!(
+            return Err(ConnectorError::BadData(format!(
                 "{name}: row {row} has {} field{} but the header has {}: check for a missing or extra {} on that row, and quote values that contain it",
                 fields.len(),
                 if fields.len() == 1 { "" } else { "s" },
@@ -135,7 +135,7 @@ pub(crate) fn parse(
     }
 
     if header.is_none() {
-        return Err(ConnectorError::Data(format!(
+        return Err(ConnectorError::BadData(format!(
             "{name}: the file is empty: it needs a header row naming the columns (e.g. `email,first_name,last_name`)"
         )));
     }
@@ -145,7 +145,7 @@ pub(crate) fn parse(
 /// The 1-based line where a record starts. The reader's position points just after the
 /// previous record's terminator (only its `\r` for CRLF) and before skipped blank lines, so
 /// line breaks are stepped over here.
-pub(super) fn row_number(bytes: &[u8], start: u64, line: u64) -> u64 {
+pub(crate) fn row_number(bytes: &[u8], start: u64, line: u64) -> u64 {
     let mut line = line;
     let from = usize::try_from(start).unwrap_or(usize::MAX);
     for &b in bytes.get(from..).unwrap_or_default() {
@@ -159,7 +159,7 @@ pub(super) fn row_number(bytes: &[u8], start: u64, line: u64) -> u64 {
 }
 
 fn not_utf8(name: &str, row: u64, offset: u64) -> ConnectorError {
-    ConnectorError::Data(format!(
+    ConnectorError::BadData(format!(
         "{name}: row {row} (byte offset {offset}) is not valid UTF-8: re-save the file as UTF-8 (in Excel: \"CSV UTF-8\")"
     ))
 }
@@ -174,13 +174,13 @@ fn check_header(name: &str, fields: &[&str]) -> Result<Vec<String>, ConnectorErr
             raw
         };
         if column.trim().is_empty() {
-            return Err(ConnectorError::Data(format!(
+            return Err(ConnectorError::BadData(format!(
                 "{name}: column {} of the header row is empty: give every column a name (a trailing delimiter on the header row also makes an empty column)",
                 i + 1
             )));
         }
         if let Some(first) = names.iter().position(|n| n == column) {
-            return Err(ConnectorError::Data(format!(
+            return Err(ConnectorError::BadData(format!(
                 "{name}: the header row names `{column}` twice (columns {} and {}): rename one of them",
                 first + 1,
                 i + 1
@@ -359,7 +359,7 @@ mod tests {
             .read()
             .await
             .unwrap_err();
-        assert!(matches!(err, ConnectorError::Data(_)));
+        assert!(matches!(err, ConnectorError::BadData(_)));
         let msg = err.to_string();
         assert!(msg.contains(&missing.display().to_string()), "{msg}");
         assert!(msg.contains("does not exist"), "{msg}");

@@ -22,14 +22,17 @@ use reqwest::header::IF_MATCH;
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
-use super::{
+use crate::connectors::{
     ApplyOptions, ConnectorError, LiveAccount, OpResult, Source, SourceRecord, Target, TargetOp,
 };
-use crate::catalog::TargetKind;
 use crate::http::{Auth, HttpClient, HttpError, Page, Request, Response, paging};
+use crate::model::{HttpSettings, RateLimit};
 
 /// 600 requests a minute: see the module documentation.
-pub const DEFAULT_RATE_LIMIT: (u32, Duration) = (600, Duration::from_secs(60));
+pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
+    count: 600,
+    per: Duration::from_secs(60),
+};
 /// Users asked for per list page; servers may return fewer (they cap `count`).
 pub const PAGE_SIZE: u64 = 500;
 /// How often a create is resent after an ambiguous answer and a lookup that found nothing.
@@ -47,14 +50,13 @@ pub fn client(
     name: &str,
     base_url: &str,
     token: SecretString,
-    rate_limit: Option<&str>,
-    timeout: Option<&str>,
+    settings: HttpSettings,
 ) -> Result<HttpClient, HttpError> {
     HttpClient::builder(name, base_url)
         .auth(Auth::Bearer(token))
         .media_type(MEDIA_TYPE, "application/scim+json, application/json")
-        .rate_limit(rate_limit, DEFAULT_RATE_LIMIT)?
-        .timeout(timeout)?
+        .rate_limit(settings.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT))
+        .timeout(settings.timeout)
         .build()
 }
 
@@ -201,9 +203,7 @@ fn write_path(resource: &mut Map<String, Value>, path: &AttrPath, value: Value) 
 /// The field names a User is flattened into: the catalog's, plus any scalar enterprise
 /// attribute the server returns.
 fn catalog_paths() -> impl Iterator<Item = &'static str> {
-    crate::catalog::fields(TargetKind::Scim)
-        .iter()
-        .map(|f| f.name)
+    super::FIELDS.iter().map(|f| f.name)
 }
 
 /// A User resource as a live account.
@@ -212,7 +212,7 @@ pub fn to_live(resource: &Value) -> Result<LiveAccount, ConnectorError> {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
         _ => {
-            return Err(ConnectorError::Data(format!(
+            return Err(ConnectorError::BadData(format!(
                 "a SCIM User has no `id`: {}",
                 crate::http::redact::truncate(&resource.to_string(), 300)
             )));
@@ -510,8 +510,10 @@ impl ScimTarget {
             .get("userName")
             .and_then(Value::as_str)
             .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| ConnectorError::Rejected {
-                message: "a SCIM account needs `userName`: map it in the sync's fields".to_string(),
+            .ok_or_else(|| {
+                ConnectorError::rejected(
+                    "a SCIM account needs `userName`: map it in the sync's fields",
+                )
             })?;
         let body = resource_for_create(fields, active)?;
         let mut last: Option<HttpError> = None;
@@ -533,7 +535,7 @@ impl ScimTarget {
                     // No id in the answer: the account is there; find it.
                     return match self.lookup_created(user_name).await? {
                         Some(id) => Ok(id),
-                        None => Err(ConnectorError::Data(format!(
+                        None => Err(ConnectorError::BadData(format!(
                             "POST /Users answered {} without an id, and no user {user_name:?} is found",
                             resp.status
                         ))),
@@ -561,7 +563,7 @@ impl ScimTarget {
             }
         }
         Err(last.map(Into::into).unwrap_or_else(|| {
-            ConnectorError::Io(format!(
+            ConnectorError::Unavailable(format!(
                 "create of {user_name:?} failed {CREATE_ATTEMPTS} times"
             ))
         }))
@@ -569,11 +571,16 @@ impl ScimTarget {
 
     /// After a create of unknown outcome: the account's id if it exists.
     async fn lookup_created(&self, user_name: &str) -> Result<Option<String>, ConnectorError> {
-        let found = self.api.find_by_user_name(user_name).await.map_err(|e| {
-            ConnectorError::Io(format!(
-                "the create of {user_name:?} may have been applied, and looking it up failed: {e}; run plan again before retrying"
-            ))
-        })?;
+        let found =
+            self.api
+                .find_by_user_name(user_name)
+                .await
+                .map_err(|e| ConnectorError::Ambiguous {
+                    what: format!("POST /Users ({user_name:?})"),
+                    cause: format!(
+                        "looking the account up failed: {e}; run plan again before retrying"
+                    ),
+                })?;
         Ok(found.and_then(|r| {
             let id = r.get("id").and_then(Value::as_str).map(str::to_string)?;
             self.remember(&id, &r, None);
@@ -665,6 +672,8 @@ impl ScimTarget {
                         .collect();
                     if !changed.is_empty() {
                         return Err(ConnectorError::Rejected {
+                            status: Some(412),
+                            vendor: None,
                             message: format!(
                                 "account {id}: {} changed in the target since the plan: run plan again",
                                 changed.join(", ")
@@ -678,9 +687,13 @@ impl ScimTarget {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ConnectorError::Io(format!(
-            "PATCH /Users/{id}: the server kept answering 412 Precondition Failed; run plan again"
-        )))
+        Err(ConnectorError::Rejected {
+            status: Some(412),
+            vendor: None,
+            message: format!(
+                "PATCH /Users/{id}: the server kept answering 412 Precondition Failed; run plan again"
+            ),
+        })
     }
 
     /// Keeps the version a write returned; without one the remembered version is stale.
@@ -726,9 +739,13 @@ impl ScimTarget {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ConnectorError::Io(format!(
-            "DELETE /Users/{id}: the server kept answering 412 Precondition Failed; run plan again"
-        )))
+        Err(ConnectorError::Rejected {
+            status: Some(412),
+            vendor: None,
+            message: format!(
+                "DELETE /Users/{id}: the server kept answering 412 Precondition Failed; run plan again"
+            ),
+        })
     }
 
     async fn run(&self, op: &TargetOp) -> OpResult {
@@ -769,7 +786,7 @@ impl Target for ScimTarget {
         opts: &ApplyOptions,
         done: &(dyn Fn(usize, OpResult) + Send + Sync),
     ) -> Result<(), ConnectorError> {
-        super::for_each_op(ops, opts, |_, op| self.run(op), done).await;
+        crate::connectors::for_each_op(ops, opts, |_, op| self.run(op), done).await;
         Ok(())
     }
 }
@@ -1432,7 +1449,7 @@ mod tests {
         let err = t.list().await.unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("GET /t/v2/Users?startIndex=1&count=500 failed: 401 Unauthorized: Authorization failure; check the token"), "{msg}");
-        assert!(matches!(err, ConnectorError::Rejected { .. }));
+        assert!(matches!(err, ConnectorError::Auth { .. }));
         let err = apply(&t, vec![create_op("x")]).await.remove(0).unwrap_err();
         assert!(err.to_string().contains("401"), "{err}");
     }

@@ -1,0 +1,149 @@
+//! What every connector kind provides to the rest of headcount: its config entry (the struct
+//! the config parses into), its checks, its field table, its builder and its `init` starter.
+//! The registry (`registry.rs`) lists the kinds; each kind's folder implements these traits.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use secrecy::SecretString;
+
+use super::{Source, Target};
+use crate::http::{HttpClient, HttpError};
+use crate::model::checks::Checks;
+use crate::model::{ConnectorError, FieldSpec, SecretRef};
+
+/// What a builder needs besides its config entry.
+pub struct BuildContext<'a> {
+    /// The config file's folder: relative paths and `{ file: }` secrets resolve against it.
+    pub base_dir: &'a Path,
+    /// HTTP clients shared by every source and target of one vendor account.
+    pub clients: &'a ClientPool,
+}
+
+impl BuildContext<'_> {
+    /// A path from the config, relative to the config file's folder.
+    pub fn path(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// Reads a secret reference, saying which setting it is when it cannot be read.
+    pub fn secret(&self, key: &str, reference: &SecretRef) -> Result<SecretString, ConnectorError> {
+        reference
+            .resolve(self.base_dir)
+            .map_err(|e| ConnectorError::Config(format!("`{key}`: {e}")))
+    }
+}
+
+/// One HTTP client (connection pool, auth, rate limiter, throttle pause, counters) per vendor
+/// account, shared by the source and the target that use it: a vendor's rate limit is per
+/// account, so two clients would each think they had all of it.
+#[derive(Default)]
+pub struct ClientPool {
+    clients: Mutex<HashMap<String, HttpClient>>,
+}
+
+impl ClientPool {
+    /// The client of the account `key` (kind, base URL and credential reference), built by
+    /// `make` the first time it is asked for.
+    pub fn get_or_build(
+        &self,
+        key: String,
+        make: impl FnOnce() -> Result<HttpClient, HttpError>,
+    ) -> Result<HttpClient, HttpError> {
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let client = make()?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// How many distinct clients were built (tests).
+    pub fn len(&self) -> usize {
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A source kind's config entry.
+pub trait SourceSpec {
+    /// The secret references the entry holds, by key (checked by `validate --online`).
+    fn secrets(&self) -> Vec<(&'static str, &SecretRef)>;
+    /// Offline checks of the entry (`headcount validate`).
+    fn check(&self, c: &mut dyn Checks);
+    /// The connector. `name` is the entry's name, for messages and logs.
+    fn build(&self, name: &str, cx: &BuildContext<'_>) -> Result<Box<dyn Source>, ConnectorError>;
+    /// The kind's block in `headcount init`.
+    fn starter() -> SourceStarter;
+}
+
+/// A target kind's config entry.
+pub trait TargetSpec {
+    /// The kind's fixed fields (`headcount fields KIND`).
+    const FIELDS: &'static [FieldSpec];
+    /// The prefix of custom fields, for kinds that have them.
+    const CUSTOM_PREFIX: Option<&'static str> = None;
+    /// The config key that lists the custom field keys.
+    const CUSTOM_FIELDS_KEY: &'static str = "custom_fields";
+    /// Custom field keys the entry declares.
+    fn custom_fields(&self) -> &[String] {
+        &[]
+    }
+    /// The secret references the entry holds, by key.
+    fn secrets(&self) -> Vec<(&'static str, &SecretRef)>;
+    /// Offline checks of the entry.
+    fn check(&self, c: &mut dyn Checks);
+    /// The connector.
+    fn build(&self, name: &str, cx: &BuildContext<'_>) -> Result<Box<dyn Target>, ConnectorError>;
+    /// The kind's block in `headcount init`, mapping the source starter's expressions.
+    fn starter(source: &SourceStarter) -> TargetStarter;
+}
+
+/// What a source kind contributes to `headcount init`: its YAML block and the expressions of
+/// the common fields, which target starters map.
+pub struct SourceStarter {
+    pub name: &'static str,
+    pub block: &'static str,
+    pub email: &'static str,
+    pub given: &'static str,
+    pub family: &'static str,
+    pub full: &'static str,
+    pub login: &'static str,
+    pub where_: Option<&'static str>,
+    pub active: Option<&'static str>,
+    /// Accounts created from this source start inactive (SPEC scenario S4).
+    pub pending: bool,
+}
+
+/// What a target kind contributes to `headcount init`.
+pub struct TargetStarter {
+    pub name: &'static str,
+    pub block: &'static str,
+    pub identity: &'static str,
+    pub fields: Vec<(String, String)>,
+    /// Commented lines after `fields`.
+    pub extra: &'static str,
+    /// The `removed:` policy the starter suggests.
+    pub removed: &'static str,
+}
+
+/// `(field, expression)` for a starter's `fields` list.
+pub fn starter_field(field: &str, expr: &str) -> (String, String) {
+    (field.to_string(), expr.to_string())
+}

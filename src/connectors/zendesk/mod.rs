@@ -1,0 +1,210 @@
+//! Zendesk Support: the `zendesk` source (agents and admins feeding another system, read only)
+//! and the `zendesk` target. One client per account serves both once they are built.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::spec::{
+    BuildContext, SourceSpec, SourceStarter, TargetSpec, TargetStarter, starter_field as f,
+};
+use super::{ConnectorError, Source, Target};
+use crate::model::checks::{self, Checks, PathSeg};
+use crate::model::fields::{field, ident};
+use crate::model::{FieldSpec, FieldType, IdentityNorm, SecretRef};
+
+/// Zendesk Support users (read only: nothing is ever written to the source).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZendeskSourceConfig {
+    /// The `example` of `example.zendesk.com`.
+    pub subdomain: String,
+    /// Email of the agent the API token belongs to.
+    pub email: String,
+    /// API token: `{ env: NAME }` or `{ file: PATH }`.
+    pub api_token: SecretRef,
+    /// Roles to read (`end-user`, `agent`, `admin`).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Custom role ids to read.
+    #[serde(default)]
+    pub custom_role_ids: Vec<u64>,
+    /// API root, overridable for tests. Default `https://SUBDOMAIN.zendesk.com`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+}
+
+/// Zendesk Support.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZendeskTargetConfig {
+    /// The `example` of `example.zendesk.com`.
+    pub subdomain: String,
+    /// Email of the admin the API token belongs to.
+    pub email: String,
+    /// API token: `{ env: NAME }` or `{ file: PATH }`.
+    pub api_token: SecretRef,
+    /// User field keys usable as `user_fields.<key>`.
+    #[serde(default)]
+    pub user_fields: Vec<String>,
+    /// API root, overridable for tests. Default `https://SUBDOMAIN.zendesk.com`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Requests allowed, as `N/min` or `N/s`. Default: the vendor's documented limit.
+    #[serde(default)]
+    #[schemars(pattern(r"^\s*[1-9][0-9]*\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$"))]
+    pub rate_limit: Option<String>,
+    /// Per-request timeout, e.g. `30s`, `2m`, `500ms`.
+    #[serde(default)]
+    #[schemars(pattern(r"^\s*([0-9]+(\.[0-9]+)?\s*(ms|s|sec|m|min|h|d)\s*)+$"))]
+    pub timeout: Option<String>,
+}
+
+/// The account part both entries share.
+fn check_account(c: &mut dyn Checks, subdomain: &str, email: &str, base_url: Option<&str>) {
+    let ok = !subdomain.is_empty()
+        && subdomain
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-');
+    if !ok {
+        let msg = format!(
+            "`subdomain` of {} must be the `example` of example.zendesk.com, not `{subdomain}`",
+            c.owner()
+        );
+        c.error(&[PathSeg::Key("subdomain")], msg, None);
+    }
+    checks::email(c, "email", email);
+    checks::url(c, "base_url", base_url);
+}
+
+impl SourceSpec for ZendeskSourceConfig {
+    fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
+        vec![("api_token", &self.api_token)]
+    }
+
+    fn check(&self, c: &mut dyn Checks) {
+        check_account(c, &self.subdomain, &self.email, self.base_url.as_deref());
+        for (i, role) in self.roles.iter().enumerate() {
+            if !ROLES.contains(&role.as_str()) {
+                let hint = crate::util::nearest(role, ROLES.iter().copied())
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
+                let msg = format!(
+                    "`roles` of {}: `{role}` is not a Zendesk role{hint}",
+                    c.owner()
+                );
+                c.error(
+                    &[PathSeg::Key("roles"), PathSeg::Index(i)],
+                    msg,
+                    Some(
+                        "roles are end-user, agent and admin; custom roles go in `custom_role_ids`"
+                            .to_string(),
+                    ),
+                );
+            }
+        }
+    }
+
+    fn build(
+        &self,
+        _name: &str,
+        _cx: &BuildContext<'_>,
+    ) -> Result<Box<dyn Source>, ConnectorError> {
+        Err(ConnectorError::Unsupported {
+            kind: "zendesk".to_string(),
+        })
+    }
+
+    fn starter() -> SourceStarter {
+        SourceStarter {
+            name: "zendesk_agents",
+            block: r#"  # Zendesk Support users of the chosen roles. Nothing is ever written to the source.
+  zendesk_agents:
+    kind: zendesk
+    subdomain: example                   # example.zendesk.com
+    email: admin@example.com             # the agent the API token belongs to
+    api_token: { env: SOURCE_ZENDESK_API_TOKEN }
+    roles: [agent, admin]
+    # custom_role_ids: [360000000000]
+"#,
+            email: "user.email",
+            given: r#"user.name.split(" ")[0]"#,
+            family: r#"user.name.split(" ").size() > 1 ? user.name.split(" ")[1] : """#,
+            full: "user.name",
+            login: "user.email",
+            where_: None,
+            active: Some("user.active && !user.suspended"),
+            pending: true,
+        }
+    }
+}
+
+impl TargetSpec for ZendeskTargetConfig {
+    const FIELDS: &'static [FieldSpec] = ZENDESK;
+    const CUSTOM_PREFIX: Option<&'static str> = Some("user_fields.");
+    const CUSTOM_FIELDS_KEY: &'static str = "user_fields";
+
+    fn custom_fields(&self) -> &[String] {
+        &self.user_fields
+    }
+
+    fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
+        vec![("api_token", &self.api_token)]
+    }
+
+    fn check(&self, c: &mut dyn Checks) {
+        check_account(c, &self.subdomain, &self.email, self.base_url.as_deref());
+        checks::http_settings(c, self.rate_limit.as_deref(), self.timeout.as_deref());
+        checks::custom_field_list(c, Self::CUSTOM_FIELDS_KEY, &self.user_fields);
+    }
+
+    fn build(
+        &self,
+        _name: &str,
+        _cx: &BuildContext<'_>,
+    ) -> Result<Box<dyn Target>, ConnectorError> {
+        Err(ConnectorError::Unsupported {
+            kind: "zendesk".to_string(),
+        })
+    }
+
+    fn starter(s: &SourceStarter) -> TargetStarter {
+        TargetStarter {
+            name: "zendesk",
+            block: r#"  # Zendesk Support, with an admin's API token.
+  zendesk:
+    kind: zendesk
+    subdomain: example                   # example.zendesk.com
+    email: admin@example.com
+    api_token: { env: ZENDESK_API_TOKEN }
+    # user_fields: [department]          # map them as user_fields.<key>
+    # rate_limit: 700/min
+"#,
+            identity: "[email]",
+            fields: vec![
+                f("email", s.email),
+                f("name", s.full),
+                f("role", r#""end-user""#),
+            ],
+            extra: "      # organization: user.department\n",
+            removed: "deactivate",
+        }
+    }
+}
+
+const ROLES: &[&str] = &["end-user", "agent", "admin"];
+
+const ZENDESK: &[FieldSpec] = &[
+    ident(
+        field("email", FieldType::Email, "primary email"),
+        IdentityNorm::Email,
+    ),
+    ident(
+        field("external_id", FieldType::String, "case-insensitive"),
+        IdentityNorm::CaseInsensitive,
+    ),
+    field("name", FieldType::String, "required on create"),
+    field("phone", FieldType::String, ""),
+    field("role", FieldType::Enum(ROLES), ""),
+    field("custom_role_id", FieldType::Integer, "agents only"),
+    field("organization", FieldType::String, "organization name"),
+];
