@@ -11,6 +11,9 @@
 //!   pauses every request of the client, not only the throttled one.
 //! * A request marked non-idempotent (a create) is never retried once the server may have
 //!   applied it: the caller gets [`HttpError::Ambiguous`] and looks the account up first.
+//! * Credentials come from an [`auth::AuthProvider`] asked before every attempt (tokens are
+//!   cached and refreshed before they expire); a `401` drops the token and the request is
+//!   retried once with a fresh one.
 //! * Requests and answers are logged at debug level with secrets redacted ([`redact`]).
 
 pub mod auth;
