@@ -118,7 +118,8 @@ impl ClientCredentials {
                 form.push(("client_assertion", assertion.expose_secret()));
             }
             ClientAuth::AssertionFile(file) => {
-                assertion = file.read(false).await?.0;
+                // Tokens are fetched about once an hour: always read the current assertion.
+                assertion = file.read(true).await?.0;
                 form.push(("client_assertion_type", JWT_BEARER_ASSERTION));
                 form.push(("client_assertion", assertion.expose_secret()));
             }

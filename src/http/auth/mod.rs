@@ -13,6 +13,59 @@
 //! Every failure is an [`AuthError`] naming the credential's *reference* (the label the caller
 //! passes, such as ``client_secret` ({ env: GRAPH_SECRET })`` or a key file's path), never its
 //! value. The HTTP layer knows nothing of the config: providers take typed values.
+//!
+//! A connector builds its provider once per account and shares it (an `Arc`) between the
+//! source and the target of that account:
+//!
+//! ```no_run
+//! # fn demo(secret: secrecy::SecretString, key_json: secrecy::SecretString,
+//! #         pem: secrecy::SecretString) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use headcount::http::auth::*;
+//! use headcount::http::{Auth, HttpClient};
+//! use url::Url;
+//!
+//! // Static, as before: `.auth(Auth::Bearer(token))`.
+//! let scim = HttpClient::builder("scim target \"people\"", "https://scim.example/v2")
+//!     .auth(Auth::Bearer(secret.clone()))
+//!     .build()?;
+//!
+//! // Entra ID with a client secret (or `ClientAuth::Certificate(Certificate::from_pem(..)?)`,
+//! // or `ClientAuth::AssertionFile(TokenFile::new(path, reference))`).
+//! let entra = ClientCredentials::new(ClientCredentialsConfig {
+//!     token_url: Url::parse("https://login.microsoftonline.com/TENANT/oauth2/v2.0/token")?,
+//!     client_id: "APP-ID".into(),
+//!     client_auth: ClientAuth::Secret {
+//!         secret,
+//!         reference: "`client_secret` ({ env: GRAPH_SECRET })".into(),
+//!     },
+//!     scope: "https://graph.microsoft.com/.default".into(),
+//!     endpoint: EndpointOptions::default(),
+//! })?;
+//! let graph = HttpClient::builder("entra_id source", "https://graph.microsoft.com/v1.0")
+//!     .auth_provider(Arc::new(entra))
+//!     .build()?;
+//!
+//! // Google Workspace with a service-account key and domain-wide delegation.
+//! let google = GoogleServiceAccount::new(GoogleServiceAccountConfig {
+//!     key_json,
+//!     reference: "/etc/headcount/sa.json".into(),
+//!     scopes: vec!["https://www.googleapis.com/auth/admin.directory.user.readonly".into()],
+//!     subject: Some("admin@example.org".into()),
+//!     token_url: None,
+//!     endpoint: EndpointOptions::default(),
+//! })?;
+//! let directory = HttpClient::builder("google_workspace source", "https://admin.googleapis.com")
+//!     .auth_provider(Arc::new(google))
+//!     .build()?;
+//!
+//! // A federated CI token used as the bearer token itself.
+//! let ci = FileBearer::new(TokenFile::new("/var/run/secrets/token", "`token_file`"));
+//! let api = HttpClient::builder("scim target", "https://scim.example/v2")
+//!     .auth_provider(Arc::new(ci))
+//!     .build()?;
+//! # let _ = (scim, graph, directory, api, pem); Ok(()) }
+//! ```
 
 mod cache;
 mod client_credentials;

@@ -104,6 +104,13 @@ impl TokenEndpoint {
                     )),
                 });
             }
+            Err(HttpError::Transport {
+                cause, attempts, ..
+            }) => {
+                return Err(endpoint_error(format!(
+                    "{cause} (after {attempts} attempt(s)): check the token URL and the network"
+                )));
+            }
             Err(e) => return Err(endpoint_error(e.to_string())),
         };
         let v: Value = serde_json::from_slice(&resp.body)
