@@ -34,6 +34,8 @@ impl From<HttpError> for ConnectorError {
                 message,
             },
             HttpError::Decode { .. } => ConnectorError::BadData(message),
+            // Credentials that cannot be had (a token endpoint's refusal, an unreadable key).
+            HttpError::Auth(_) => ConnectorError::Auth { message },
         }
     }
 }

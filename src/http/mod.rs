@@ -11,8 +11,12 @@
 //!   pauses every request of the client, not only the throttled one.
 //! * A request marked non-idempotent (a create) is never retried once the server may have
 //!   applied it: the caller gets [`HttpError::Ambiguous`] and looks the account up first.
+//! * Credentials come from an [`auth::AuthProvider`] asked before every attempt (tokens are
+//!   cached and refreshed before they expire); a `401` drops the token and the request is
+//!   retried once with a fresh one.
 //! * Requests and answers are logged at debug level with secrets redacted ([`redact`]).
 
+pub mod auth;
 pub mod paging;
 pub mod redact;
 #[cfg(test)]
@@ -30,6 +34,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
+
+pub use auth::{AuthError, AuthProvider, Credential};
 
 use crate::model::RateLimit;
 
@@ -52,7 +58,9 @@ const MAX_THROTTLED: u32 = 20;
 /// Error bodies kept in [`HttpError::Status`] (enough for any vendor error document).
 const MAX_ERROR_BODY: usize = 16 * 1024;
 
-/// How the client authenticates. Secrets stay in [`SecretString`] until the request is built.
+/// Static credentials (no refresh). Secrets stay in [`SecretString`] until the request is
+/// built. Refreshing credentials are [`auth`] providers, given with
+/// [`HttpClientBuilder::auth_provider`].
 #[derive(Clone, Default)]
 pub enum Auth {
     #[default]
@@ -154,6 +162,9 @@ pub enum HttpError {
     /// The answer was not the JSON the connector expected.
     #[error("{what}: the answer is not the expected JSON: {cause}")]
     Decode { what: String, cause: String },
+    /// No credential could be had (token endpoint refusal, unreadable key or token file).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 fn status_message(what: &str, status: u16, message: Option<&str>, attempts: u32) -> String {
@@ -210,6 +221,9 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     pub headers: Vec<(HeaderName, String)>,
     pub body: Option<Value>,
+    /// A form body (`application/x-www-form-urlencoded`), already encoded; kept secret since
+    /// token requests carry client secrets and assertions in it. Sent instead of `body`.
+    pub form: Option<SecretString>,
     /// May the layer resend it after the server may have applied it? True for GET, PUT,
     /// DELETE, HEAD; false for POST and PATCH unless the caller knows better.
     pub idempotent: bool,
@@ -231,6 +245,7 @@ impl Request {
             query: Vec::new(),
             headers: Vec::new(),
             body: None,
+            form: None,
             idempotent,
         }
     }
@@ -265,6 +280,12 @@ impl Request {
 
     pub fn json(mut self, body: Value) -> Self {
         self.body = Some(body);
+        self
+    }
+
+    /// A form body, already encoded (`a=b&c=d`).
+    pub fn form(mut self, encoded: SecretString) -> Self {
+        self.form = Some(encoded);
         self
     }
 
@@ -347,7 +368,7 @@ fn bump(c: &AtomicU64, by: u64) {
 pub struct HttpClientBuilder {
     name: String,
     base_url: String,
-    auth: Auth,
+    auth: Arc<dyn AuthProvider>,
     rate: Option<(u32, Duration)>,
     timeout: Duration,
     policy: RetryPolicy,
@@ -359,8 +380,15 @@ pub struct HttpClientBuilder {
 }
 
 impl HttpClientBuilder {
+    /// Static credentials.
     pub fn auth(mut self, auth: Auth) -> Self {
-        self.auth = auth;
+        self.auth = Arc::new(auth);
+        self
+    }
+
+    /// A provider asked for the credential of every request (tokens that expire or rotate).
+    pub fn auth_provider(mut self, provider: Arc<dyn AuthProvider>) -> Self {
+        self.auth = provider;
         self
     }
 
@@ -475,7 +503,7 @@ struct Inner {
     name: String,
     client: reqwest::Client,
     base: Url,
-    auth: Auth,
+    auth: Arc<dyn AuthProvider>,
     limiter: Option<DefaultDirectRateLimiter>,
     policy: RetryPolicy,
     reset_header: Option<HeaderName>,
@@ -535,7 +563,7 @@ impl HttpClient {
         HttpClientBuilder {
             name: name.into(),
             base_url: base_url.into(),
-            auth: Auth::None,
+            auth: Arc::new(Auth::None),
             rate: None,
             timeout: DEFAULT_TIMEOUT,
             policy: RetryPolicy::default(),
@@ -621,14 +649,29 @@ impl HttpClient {
         let start = Instant::now();
         let mut attempts = 0u32;
         let mut throttles = 0u32;
+        let mut auth_retried = false;
         loop {
             attempts += 1;
             self.wait_turn().await;
+            let issued = inner.auth.credential().await?;
             bump(&inner.counters.requests, 1);
-            let outcome = self.attempt(&req, &url, &what).await?;
+            let outcome = self.attempt(&req, &url, &what, &issued.credential).await?;
             let elapsed = start.elapsed();
             let retry_in = match outcome {
                 Attempt::Answer(resp) if resp.status.is_success() => return Ok(resp),
+                // A 401 refused the token before doing anything, so even a create may be
+                // resent, once, with a fresh token (it may have expired or been revoked).
+                Attempt::Answer(resp)
+                    if resp.status == StatusCode::UNAUTHORIZED
+                        && !auth_retried
+                        && inner.auth.rejected(issued.generation).await =>
+                {
+                    tracing::debug!(target: "headcount::http", "{what}: 401, retrying once with a fresh credential");
+                    auth_retried = true;
+                    attempts -= 1;
+                    bump(&inner.counters.retries, 1);
+                    continue;
+                }
                 Attempt::Answer(resp) => {
                     let status = resp.status;
                     let throttled = status == StatusCode::TOO_MANY_REQUESTS
@@ -816,10 +859,16 @@ impl HttpClient {
     }
 
     /// One try: build, log, send, read the body, log.
-    async fn attempt(&self, req: &Request, url: &Url, what: &str) -> Result<Attempt, HttpError> {
+    async fn attempt(
+        &self,
+        req: &Request,
+        url: &Url,
+        what: &str,
+        credential: &Credential,
+    ) -> Result<Attempt, HttpError> {
         let inner = &self.inner;
         let mut url = url.clone();
-        if let Auth::Query { param, value } = &inner.auth {
+        if let Credential::Query { param, value } = credential {
             url.query_pairs_mut()
                 .append_pair(param, value.expose_secret());
         }
@@ -827,16 +876,25 @@ impl HttpClient {
             .client
             .request(req.method.clone(), url)
             .header(ACCEPT, inner.accept);
-        rb = match &inner.auth {
-            Auth::Bearer(t) => rb.bearer_auth(t.expose_secret()),
-            Auth::Basic { user, password } => rb.basic_auth(user, Some(password.expose_secret())),
-            _ => rb,
+        rb = match credential {
+            Credential::Bearer(t) => rb.bearer_auth(t.expose_secret()),
+            Credential::Basic { user, password } => {
+                rb.basic_auth(user, Some(password.expose_secret()))
+            }
+            Credential::Query { .. } | Credential::None => rb,
         };
         for (name, value) in &req.headers {
             rb = rb.header(name, value);
         }
-        let body_bytes = match &req.body {
-            Some(b) => {
+        let body_bytes = match (&req.form, &req.body) {
+            (Some(form), _) => {
+                let bytes = form.expose_secret().as_bytes().to_vec();
+                rb = rb
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(bytes.clone());
+                Some(bytes)
+            }
+            (None, Some(b)) => {
                 let bytes = serde_json::to_vec(b).map_err(|e| HttpError::Decode {
                     what: what.to_string(),
                     cause: format!("cannot encode the request body: {e}"),
@@ -846,7 +904,7 @@ impl HttpClient {
                     .body(bytes.clone());
                 Some(bytes)
             }
-            None => None,
+            (None, None) => None,
         };
         let built = rb.build().map_err(|e| {
             HttpError::Config(format!("{what}: cannot build the request: {}", cause(&e)))

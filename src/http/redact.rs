@@ -48,6 +48,7 @@ pub fn is_secret_name(name: &str) -> bool {
     ) || n.contains("password")
         || n.contains("secret")
         || n.ends_with("_token")
+        || n.ends_with("assertion")
         || n.ends_with("api_key")
         || n.ends_with("access_key")
 }
