@@ -16,3 +16,6 @@ pub mod planner;
 pub mod render;
 pub mod state;
 pub mod util;
+
+#[cfg(test)]
+mod invariants;

@@ -186,3 +186,99 @@ impl TargetConfig {
         self.kind().field_table(self.custom_fields())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::Path;
+
+    use clap::ValueEnum;
+
+    use super::*;
+    use crate::connectors::{BuildContext, ClientPool};
+
+    /// The `kind` constants of a config enum in the JSON Schema.
+    fn schema_kinds(def: &str) -> Vec<String> {
+        let schema: serde_json::Value =
+            serde_json::from_str(&crate::config::schema_json()).unwrap();
+        schema["$defs"][def]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                v["properties"]["kind"]["const"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_kind_is_in_the_schema_the_cli_and_init() {
+        let sources: Vec<&str> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
+        let targets: Vec<&str> = TargetKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(schema_kinds("SourceConfig"), sources);
+        assert_eq!(schema_kinds("TargetConfig"), targets);
+        // `headcount fields KIND` parses its argument with clap's ValueEnum.
+        assert_eq!(TargetKind::value_variants(), TargetKind::ALL);
+        for kind in TargetKind::ALL {
+            let parsed = TargetKind::from_str(kind.as_str(), false).unwrap();
+            assert_eq!(parsed, *kind);
+            assert!(
+                kind.fields().iter().any(|f| f.identity.is_some()),
+                "{kind} has no identity-capable field"
+            );
+        }
+        for kind in SourceKind::ALL {
+            assert!(
+                kind.starter().block.contains(&format!("kind: {kind}\n")),
+                "the init block of source kind {kind} does not declare it"
+            );
+        }
+        let source = SourceKind::ALL[0].starter();
+        for kind in TargetKind::ALL {
+            assert!(
+                kind.starter(&source)
+                    .block
+                    .contains(&format!("kind: {kind}\n")),
+                "the init block of target kind {kind} does not declare it"
+            );
+        }
+    }
+
+    #[test]
+    fn every_kind_builds_or_says_it_is_not_in_this_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = ClientPool::default();
+        let cx = BuildContext {
+            base_dir: dir.path(),
+            clients: &pool,
+        };
+        for source in SourceKind::ALL {
+            for target in TargetKind::ALL {
+                let text =
+                    crate::config::starter(Some(source.as_str()), Some(target.as_str())).unwrap();
+                let cfg = crate::config::parse(&text, Path::new("headcount.yaml")).unwrap();
+                let (_, s) = cfg.sources.first().unwrap();
+                let (_, t) = cfg.targets.first().unwrap();
+                assert_eq!(s.kind(), *source);
+                assert_eq!(t.kind(), *target);
+                for built in [s.build("s", &cx).err(), t.build("t", &cx).err()]
+                    .into_iter()
+                    .flatten()
+                {
+                    // The starters name secrets that are not set here; anything else must be
+                    // an honest "not in this build".
+                    assert!(
+                        matches!(
+                            built,
+                            ConnectorError::Config(_) | ConnectorError::Unsupported { .. }
+                        ),
+                        "{source} -> {target}: {built:?}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -184,3 +184,54 @@ impl FieldTable {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_normalisation_trims_lowercases_and_composes() {
+        // "e" + combining acute accent → precomposed "é".
+        assert_eq!(
+            IdentityNorm::Email.normalise("  Ann.E\u{301}@Example.COM "),
+            "ann.\u{e9}@example.com"
+        );
+        assert_eq!(IdentityNorm::Exact.normalise(" AbC "), "AbC");
+    }
+
+    const FIXED: &[FieldSpec] = &[
+        ident(field("email", FieldType::Email, ""), IdentityNorm::Email),
+        field("first_name", FieldType::String, ""),
+    ];
+
+    fn table(custom: &[&str]) -> FieldTable {
+        FieldTable {
+            kind: "mojo_helpdesk",
+            fixed: FIXED,
+            custom_prefix: Some("custom_field_"),
+            custom: custom.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn lookup_suggests_and_checks_custom_fields() {
+        let err = table(&[]).lookup("frist_name").unwrap_err();
+        assert!(
+            err.to_string().contains("did you mean `first_name`"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("not a field of mojo_helpdesk"),
+            "{err}"
+        );
+        let err = table(&["team"]).lookup("custom_field_dept").unwrap_err();
+        assert!(err.to_string().contains("custom field `dept`"), "{err}");
+        assert!(table(&["team"]).lookup("custom_field_team").is_ok());
+        let no_custom = FieldTable {
+            custom_prefix: None,
+            ..table(&["team"])
+        };
+        assert!(no_custom.lookup("custom_field_team").is_err());
+    }
+}
