@@ -14,5 +14,6 @@ pub mod http;
 pub mod plan;
 pub mod planner;
 pub mod render;
+pub mod session;
 pub mod state;
 pub mod util;

@@ -212,6 +212,16 @@ impl Cx {
                 Some("omit it for the default `.headcount/state.json`, or give a file path".into()),
             );
         }
+        if cfg.audit.path.trim().is_empty() {
+            let node = self.at(&[key("audit"), key("path")]);
+            self.error(
+                node,
+                "`path` in `audit` is empty".to_string(),
+                Some(
+                    "omit it for the default `.headcount/audit.jsonl`, or give a file path".into(),
+                ),
+            );
+        }
     }
 
     fn non_empty(&mut self, base: &[Seg], field: &str, value: &str, owner: &str) {
