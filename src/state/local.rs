@@ -102,3 +102,79 @@ impl LockedState for LocalLock {
         guard.release()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::state::{ManagedAccount, Origin};
+
+    fn upsert(id: &str) -> StateOp {
+        StateOp::Upsert {
+            sync: "staff".into(),
+            target: "mojo".into(),
+            target_id: id.into(),
+            account: ManagedAccount {
+                identity: BTreeMap::from([("email".to_string(), format!("{id}@example.com"))]),
+                fields: BTreeMap::new(),
+                active: Some(true),
+                origin: Origin::Created,
+                deactivated_by_headcount: false,
+            },
+        }
+    }
+
+    /// The trait protocol on the files: lock, journal, a "crash", recovery, commit, forget.
+    #[tokio::test]
+    async fn the_trait_protocol_on_the_local_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(StateStore::new(dir.path().join(".headcount/state.json")));
+        let store = backend.store().clone();
+        {
+            let mut lock = backend.lock("apply").await.unwrap();
+            assert_eq!(lock.info().operation, "apply");
+            assert!(backend.lock("apply").await.is_err(), "one writer");
+            assert_eq!(
+                backend.lock_info().await.unwrap().as_ref(),
+                Some(lock.info())
+            );
+            assert!(lock.recover().await.unwrap().is_none());
+            assert!(matches!(
+                lock.append(&upsert("0")).await,
+                Err(StateError::NoJournal { .. })
+            ));
+            lock.begin_journal(&State::new("l".into())).await.unwrap();
+            lock.append(&upsert("1")).await.unwrap();
+            lock.append(&upsert("2")).await.unwrap();
+            // Dropped without commit: a killed apply.
+        }
+        let loaded = backend.load().await.unwrap();
+        assert_eq!(
+            loaded.journal,
+            crate::state::JournalStatus::Replayed { ops: 2 }
+        );
+        let mut lock = backend.lock("apply").await.unwrap();
+        let mut state = lock.recover().await.unwrap().unwrap();
+        assert_eq!(state.serial, 1);
+        assert!(!store.journal_path().exists());
+        lock.begin_journal(&state).await.unwrap();
+        lock.append(&upsert("3")).await.unwrap();
+        state.apply_op(&upsert("3"));
+        lock.commit(&mut state).await.unwrap();
+        assert_eq!(state.serial, 2);
+        lock.release().await.unwrap();
+        assert!(!store.lock_path().exists());
+
+        let after = backend.forget("1").await.unwrap().unwrap();
+        assert_eq!(after.serial, 3);
+        let ids: Vec<_> = after.syncs["staff"].accounts.keys().cloned().collect();
+        assert_eq!(ids, ["2", "3"]);
+        assert_eq!(backend.load().await.unwrap().state, Some(after));
+
+        let held = backend.lock("apply").await.unwrap();
+        assert_eq!(backend.unlock().await.unwrap().as_ref(), Some(held.info()));
+        assert_eq!(backend.unlock().await.unwrap(), None);
+    }
+}
