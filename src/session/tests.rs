@@ -321,3 +321,18 @@ async fn forget_goes_through_lock_recover_and_commit() {
     assert_eq!(after.syncs["staff"].accounts.len(), 2);
     assert!(backend.lock_info().await.unwrap().is_none());
 }
+
+/// `run` will drive sessions from spawned tasks: the session's futures must be `Send`.
+#[allow(dead_code)]
+fn session_futures_are_send<'e>(
+    engine: &'e Engine,
+    backend: &'e dyn StateBackend,
+    session: &'e mut Session<'e>,
+    planned: PlannedApply,
+    options: &'e ApplyOptions,
+) {
+    fn send<T: Send>(_: T) {}
+    send(Session::open(engine, backend, "run"));
+    send(session.plan(&[], false, &Quiet));
+    send(session.apply(planned, options, &Quiet));
+}
