@@ -1030,4 +1030,30 @@ mod tests {
         // folded plain scalar over two lines.
         assert_eq!(position_of("e: ab &&\n  cd\n", 6), (2, 3));
     }
+
+    #[test]
+    fn audit_path_defaults_and_must_not_be_empty() {
+        let check = |text: &str| {
+            let path = std::path::PathBuf::from("headcount.yaml");
+            let config = crate::config::parse(text, &path).unwrap();
+            let loaded = crate::config::LoadedConfig {
+                path,
+                base_dir: std::path::PathBuf::from("."),
+                sha256: String::new(),
+                text: text.to_string(),
+                config,
+            };
+            let errs = validate(&loaded).err().map(|e| e.render(false));
+            (loaded.config.audit.path.clone(), errs.unwrap_or_default())
+        };
+        let (path, errs) = check("version: 1\n");
+        assert_eq!(path, ".headcount/audit.jsonl");
+        assert!(!errs.contains("audit"), "{errs}");
+        let (path, errs) = check("version: 1\naudit:\n  path: logs/audit.jsonl\n");
+        assert_eq!(path, "logs/audit.jsonl");
+        assert!(!errs.contains("audit"), "{errs}");
+        let (_, text) = check("version: 1\naudit:\n  path: \"\"\n");
+        assert!(text.contains("`path` in `audit` is empty"), "{text}");
+        assert!(text.contains(":3:"), "placed on its line: {text}");
+    }
 }

@@ -22,6 +22,18 @@ struct Memory {
     holder: Option<LockInfo>,
     commits: usize,
     appends: usize,
+    /// Faults to inject: appends or commits fail.
+    fail_appends: bool,
+    fail_commit: bool,
+}
+
+/// The error an injected fault returns.
+fn injected() -> StateError {
+    StateError::Io {
+        action: "write the state (injected)",
+        path: PathBuf::from("memory"),
+        source: std::io::Error::other("injected fault"),
+    }
 }
 
 impl Memory {
@@ -119,6 +131,9 @@ impl LockedState for MemoryLock {
 
     async fn append(&mut self, op: &StateOp) -> Result<(), StateError> {
         let mut m = self.memory.lock().unwrap();
+        if m.fail_appends {
+            return Err(injected());
+        }
         m.appends += 1;
         match m.journal.as_mut() {
             Some((_, ops)) => {
@@ -133,6 +148,9 @@ impl LockedState for MemoryLock {
 
     async fn commit(&mut self, state: &mut State) -> Result<(), StateError> {
         let mut m = self.memory.lock().unwrap();
+        if m.fail_commit {
+            return Err(injected());
+        }
         state.serial += 1;
         m.state = Some(state.clone());
         m.journal = None;
@@ -153,11 +171,12 @@ impl Drop for MemoryLock {
     }
 }
 
-/// Collects what the session reports.
+/// Collects what the session reports, and how many ops were journalled at each event.
 #[derive(Default)]
 struct Recording {
+    memory: Option<Arc<Mutex<Memory>>>,
     plans: Mutex<usize>,
-    events: Mutex<Vec<OpEvent>>,
+    events: Mutex<Vec<(OpEvent, usize)>>,
 }
 
 impl SessionObserver for Recording {
@@ -165,7 +184,11 @@ impl SessionObserver for Recording {
         *self.plans.lock().unwrap() += 1;
     }
     fn operation(&self, event: &OpEvent) {
-        self.events.lock().unwrap().push(event.clone());
+        let appends = self
+            .memory
+            .as_ref()
+            .map_or(0, |m| m.lock().unwrap().appends);
+        self.events.lock().unwrap().push((event.clone(), appends));
     }
 }
 
@@ -230,7 +253,10 @@ async fn a_session_plans_applies_and_commits_through_the_backend_trait() {
         SessionError::State(StateError::Locked { .. })
     ));
 
-    let seen = Recording::default();
+    let seen = Recording {
+        memory: Some(memory.clone()),
+        ..Recording::default()
+    };
     let planned = session.plan(&[], false, &seen).await.unwrap();
     assert_eq!(*seen.plans.lock().unwrap(), 1);
     assert_eq!(planned.readiness(), Readiness::Ready);
@@ -243,7 +269,16 @@ async fn a_session_plans_applies_and_commits_through_the_backend_trait() {
     assert!(outcome.complete(), "{:?}", outcome.report);
     assert_eq!(outcome.report.succeeded(), 3);
     assert_eq!(outcome.total_changes, 3);
-    assert_eq!(seen.events.lock().unwrap().len(), 3);
+    let events = seen.events.lock().unwrap();
+    assert_eq!(events.len(), 3);
+    for (n, (event, appends)) in events.iter().enumerate() {
+        assert!(event.error.is_none(), "{event:?}");
+        assert!(
+            *appends > n,
+            "event {n} was reported before it was journalled"
+        );
+    }
+    drop(events);
     {
         let m = memory.lock().unwrap();
         assert_eq!(m.appends, 3, "every success journalled");
@@ -320,6 +355,50 @@ async fn forget_goes_through_lock_recover_and_commit() {
     assert_eq!(after.serial, 2);
     assert_eq!(after.syncs["staff"].accounts.len(), 2);
     assert!(backend.lock_info().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_journal_that_cannot_be_written_fails_the_operations_and_commits_nothing() {
+    let (_dir, engine) = workspace();
+    let backend = MemoryBackend::default();
+    backend.0.lock().unwrap().fail_appends = true;
+    let mut session = Session::open(&engine, &backend, "apply").await.unwrap();
+    let planned = session.plan(&[], false, &Quiet).await.unwrap();
+    let outcome = session
+        .apply(planned, &ApplyOptions::default(), &Quiet)
+        .await
+        .unwrap();
+    assert!(!outcome.complete());
+    assert_eq!(outcome.report.succeeded(), 0);
+    assert_eq!(outcome.report.failures.len(), 3);
+    let message = &outcome.report.failures[0].message;
+    assert!(
+        message.contains("applied in the target but not recorded in the state"),
+        "{message}"
+    );
+    let m = backend.0.lock().unwrap();
+    assert_eq!(m.commits, 0);
+    assert!(m.state.is_none());
+}
+
+#[tokio::test]
+async fn a_failed_commit_is_an_error_that_points_to_the_journal() {
+    let (_dir, engine) = workspace();
+    let backend = MemoryBackend::default();
+    backend.0.lock().unwrap().fail_commit = true;
+    let mut session = Session::open(&engine, &backend, "apply").await.unwrap();
+    let planned = session.plan(&[], false, &Quiet).await.unwrap();
+    let err = session
+        .apply(planned, &ApplyOptions::default(), &Quiet)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SessionError::Commit(_)), "{err}");
+    assert!(err.to_string().contains("recovers them from the journal"));
+    // What was journalled is recovered by the next session.
+    drop(session);
+    backend.0.lock().unwrap().fail_commit = false;
+    let session = Session::open(&engine, &backend, "apply").await.unwrap();
+    assert_eq!(session.state().unwrap().syncs["staff"].accounts.len(), 3);
 }
 
 /// `run` will drive sessions from spawned tasks: the session's futures must be `Send`.
