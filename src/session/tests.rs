@@ -269,16 +269,17 @@ async fn a_session_plans_applies_and_commits_through_the_backend_trait() {
     assert!(outcome.complete(), "{:?}", outcome.report);
     assert_eq!(outcome.report.succeeded(), 3);
     assert_eq!(outcome.total_changes, 3);
-    let events = seen.events.lock().unwrap();
-    assert_eq!(events.len(), 3);
-    for (n, (event, appends)) in events.iter().enumerate() {
-        assert!(event.error.is_none(), "{event:?}");
-        assert!(
-            *appends > n,
-            "event {n} was reported before it was journalled"
-        );
+    {
+        let events = seen.events.lock().unwrap();
+        assert_eq!(events.len(), 3);
+        for (n, (event, appends)) in events.iter().enumerate() {
+            assert!(event.error.is_none(), "{event:?}");
+            assert!(
+                *appends > n,
+                "event {n} was reported before it was journalled"
+            );
+        }
     }
-    drop(events);
     {
         let m = memory.lock().unwrap();
         assert_eq!(m.appends, 3, "every success journalled");
