@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use futures::StreamExt;
 use serde_json::Value;
 
 use crate::connectors::{ApplyOptions, LiveAccount, OpResult, Target, TargetOp};
@@ -117,12 +118,40 @@ pub struct ApplyInput<'a> {
     pub observer: &'a (dyn Fn(&OpEvent) + Send + Sync),
 }
 
+/// Where the apply engine records each state operation a target confirmed: the session's
+/// journal. Async, so a backend whose journal is a database table fits.
+#[async_trait::async_trait]
+pub trait Recorder: Send + Sync {
+    /// Records `op` durably; an error means it was not recorded.
+    async fn record(&self, op: &StateOp) -> Result<(), String>;
+}
+
+/// A synchronous recorder (tests and tools that journal in memory).
+struct FnRecorder<'a>(&'a (dyn Fn(&StateOp) -> Result<(), String> + Send + Sync));
+
+#[async_trait::async_trait]
+impl Recorder for FnRecorder<'_> {
+    async fn record(&self, op: &StateOp) -> Result<(), String> {
+        (self.0)(op)
+    }
+}
+
 /// Applies every change. `record` is called for each state operation right after the target
 /// confirmed it (the caller journals it); the in-memory `state` is updated too.
 pub async fn apply(
     input: ApplyInput<'_>,
     state: &mut State,
     record: &(dyn Fn(&StateOp) -> Result<(), String> + Send + Sync),
+) -> ApplyReport {
+    apply_recorded(input, state, &FnRecorder(record)).await
+}
+
+/// [`apply`] with an async [`Recorder`]. Each outcome a target reports is journalled before it
+/// is observed; outcomes are handled in the order the target reports them.
+pub async fn apply_recorded(
+    input: ApplyInput<'_>,
+    state: &mut State,
+    recorder: &dyn Recorder,
 ) -> ApplyReport {
     let report = Mutex::new(ApplyReport::default());
     let observe = |sync: &SyncPlan, change: &Change, result: Result<Option<String>, String>| {
@@ -166,7 +195,7 @@ pub async fn apply(
                 continue;
             }
             match prepare(sync, spec, change, &live_by_id, state, secrets) {
-                Prepared::StateOnly(op) => match record(&op) {
+                Prepared::StateOnly(op) => match recorder.record(&op).await {
                     Ok(()) => {
                         state.apply_op(&op);
                         observe(sync, change, Ok(None));
@@ -194,48 +223,54 @@ pub async fn apply(
             continue;
         };
 
-        // Each outcome is journalled from inside the callback, as soon as it is known.
-        let journalled: Mutex<Vec<StateOp>> = Mutex::new(Vec::new());
-        let reported: Mutex<Vec<bool>> = Mutex::new(vec![false; op_changes.len()]);
-        let state_snapshot = state.clone();
-        let done = |i: usize, result: OpResult| {
-            let Some(change) = op_changes.get(i) else {
-                return;
+        // The target's callback is synchronous; it hands each outcome over to a loop that runs
+        // alongside the target (same task), journals it and only then reports it.
+        let (sender, mut outcomes) = futures::channel::mpsc::unbounded::<(usize, OpResult)>();
+        let run = async move {
+            let done = move |i: usize, result: OpResult| {
+                // The receiver lives until the target returns, so this cannot fail.
+                let _ = sender.unbounded_send((i, result));
             };
-            if let Ok(mut seen) = reported.lock() {
-                if seen.get(i).copied().unwrap_or(true) {
-                    return; // a target reporting twice: the first outcome stands
+            target.apply(&ops, input.options, &done).await
+        };
+        let mut journalled: Vec<StateOp> = Vec::new();
+        let mut seen = vec![false; op_changes.len()];
+        let before = &*state;
+        let journal = async {
+            while let Some((i, result)) = outcomes.next().await {
+                let Some(change) = op_changes.get(i) else {
+                    continue;
+                };
+                match seen.get_mut(i) {
+                    Some(s) if !*s => *s = true,
+                    _ => continue, // a target reporting twice: the first outcome stands
                 }
-                seen[i] = true;
-            }
-            match result {
-                Ok(id) => {
-                    let ops = state_ops(sync, spec, change, &id, &live_by_id, &state_snapshot);
-                    let mut outcome = Ok(Some(id));
-                    for op in &ops {
-                        if let Err(e) = record(op) {
-                            outcome = Err(format!(
-                                "applied in the target but not recorded in the state ({e}); run plan: the account will be adopted"
-                            ));
-                            break;
+                match result {
+                    Ok(id) => {
+                        let ops = state_ops(sync, spec, change, &id, &live_by_id, before);
+                        let mut outcome = Ok(Some(id));
+                        for op in &ops {
+                            if let Err(e) = recorder.record(op).await {
+                                outcome = Err(format!(
+                                    "applied in the target but not recorded in the state ({e}); run plan: the account will be adopted"
+                                ));
+                                break;
+                            }
+                            journalled.push(op.clone());
                         }
-                        if let Ok(mut j) = journalled.lock() {
-                            j.push(op.clone());
-                        }
+                        observe(sync, change, outcome);
                     }
-                    observe(sync, change, outcome);
+                    Err(crate::connectors::ConnectorError::Cancelled) => {
+                        observe(sync, change, Err(NOT_STARTED.to_string()))
+                    }
+                    Err(e) => observe(sync, change, Err(e.to_string())),
                 }
-                Err(crate::connectors::ConnectorError::Cancelled) => {
-                    observe(sync, change, Err(NOT_STARTED.to_string()))
-                }
-                Err(e) => observe(sync, change, Err(e.to_string())),
             }
         };
-        let batch = target.apply(&ops, input.options, &done).await;
-        for op in journalled.into_inner().unwrap_or_default() {
-            state.apply_op(&op);
+        let (batch, ()) = futures::join!(run, journal);
+        for op in &journalled {
+            state.apply_op(op);
         }
-        let seen = reported.into_inner().unwrap_or_default();
         for (i, change) in op_changes.iter().enumerate() {
             if seen.get(i).copied().unwrap_or(false) {
                 continue;

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -12,7 +13,7 @@ use crate::config::{self, LoadedConfig};
 use crate::connectors::{BuildContext, ClientPool, LiveAccount, Source, SourceRecord, Target};
 use crate::plan::{self, Action, ConfigInfo, GitInfo, PlanDocument, StateRef};
 use crate::planner::{self, PlannedSync, SyncInput, SyncSpec};
-use crate::state::{State, StateStore};
+use crate::state::{LocalBackend, State, StateBackend, StateStore};
 
 /// Why the engine could not go on. The message says what to do next.
 #[derive(Debug, thiserror::Error)]
@@ -29,12 +30,14 @@ pub enum EngineError {
     Stale(String),
 }
 
-/// A loaded, validated config and its state store.
+/// A loaded, validated config, its state backend and where its audit log goes.
 pub struct Engine {
     pub loaded: LoadedConfig,
     pub specs: Vec<SyncSpec>,
     pub warnings: Vec<String>,
-    pub store: StateStore,
+    pub state: Arc<dyn StateBackend>,
+    /// The audit log, resolved against the config's folder.
+    pub audit_path: PathBuf,
     /// HTTP clients per vendor account, kept for the engine's life so that every connect (and
     /// every run of a reconcile loop) shares one rate limiter per account.
     pub clients: ClientPool,
@@ -79,12 +82,12 @@ impl Engine {
         let loaded = config::load(path).map_err(|e| EngineError::Config(e.render(color)))?;
         let validated =
             config::validate(&loaded).map_err(|e| EngineError::Config(e.render(color)))?;
-        let store = StateStore::new(loaded.base_dir.join(&loaded.config.state.path));
         Ok(Engine {
+            state: state_backend(&loaded),
+            audit_path: audit_path(&loaded),
             loaded,
             specs: validated.syncs,
             warnings: validated.warnings,
-            store,
             clients: ClientPool::default(),
         })
     }
@@ -392,6 +395,19 @@ impl Engine {
         }
         problems
     }
+}
+
+/// The state backend the config names (the local file backend, for now). Used without
+/// validating the syncs too, so `state` commands work while the config is mid-edit.
+pub fn state_backend(loaded: &LoadedConfig) -> Arc<dyn StateBackend> {
+    Arc::new(LocalBackend::new(StateStore::new(
+        loaded.base_dir.join(&loaded.config.state.path),
+    )))
+}
+
+/// The audit log's path: `audit.path`, relative to the config file.
+pub fn audit_path(loaded: &LoadedConfig) -> PathBuf {
+    loaded.base_dir.join(&loaded.config.audit.path)
 }
 
 /// Lists each target once.

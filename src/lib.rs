@@ -14,6 +14,7 @@ pub mod model;
 pub mod plan;
 pub mod planner;
 pub mod render;
+pub mod session;
 pub mod state;
 pub mod util;
 

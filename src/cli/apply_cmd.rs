@@ -1,17 +1,18 @@
-//! `apply`: plan + confirm + apply, or apply a saved plan exactly (refusing a stale one).
+//! `apply`: plan + confirm + apply, or apply a saved plan exactly (refusing a stale one). The
+//! protocol itself is [`headcount::session`]; this file parses, confirms, prints and maps the
+//! outcome to an exit code.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
-use anyhow::Context;
-use headcount::apply::{self, ApplyInput, ApplyReport, OpEvent};
-use headcount::audit::AuditLog;
+use headcount::apply::{ApplyReport, OpEvent};
+use headcount::audit::AuditError;
 use headcount::connectors::ApplyOptions;
-use headcount::engine::{Engine, Snapshot};
+use headcount::engine::Engine;
 use headcount::plan::PlanDocument;
 use headcount::render;
-use headcount::state::{State, StateOp};
+use headcount::session::{ApplyOutcome, Readiness, Session, SessionObserver};
 
 use super::args::{ApplyArgs, Cli};
 use super::plan_cmd::read_plan;
@@ -39,210 +40,138 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
         );
     }
 
-    let guard = engine.store.lock("apply")?;
-    let state = engine.store.recover(&guard)?;
-
-    let (doc, secrets, live, conns) = match &args.planfile {
+    let mut session = Session::open(&engine, engine.state.as_ref(), "apply").await?;
+    let planned = match &args.planfile {
         None => {
-            let headcount::engine::Planned {
-                conns,
-                snapshot: snap,
-                planned,
-            } = engine
-                .read_and_plan(&args.syncs, state.as_ref(), args.allow_mass_removal)
+            let shown = PlanPrinter {
+                json: args.json,
+                color: ui.color,
+            };
+            let planned = session
+                .plan(&args.syncs, args.allow_mass_removal, &shown)
                 .await?;
-            let doc = engine.document(&planned, state.as_ref());
-            if args.json {
-                emit_json(&serde_json::json!({"type": "plan", "plan": &doc}));
-            } else {
-                print!(
-                    "{}",
-                    render::text(&doc, &render::TextOptions { color: ui.color })
-                );
-            }
-            if doc.has_errors() {
-                ui.note("The plan has errors (above); nothing was applied.");
-                return Ok(EXIT_ERROR);
-            }
-            if doc.total_changes() == 0 {
-                if args.json {
-                    emit_json(
-                        &serde_json::json!({"type": "summary", "applied": 0, "failed": 0, "interrupted": false, "failures": []}),
-                    );
+            match planned.readiness() {
+                Readiness::Blocked => {
+                    ui.note("The plan has errors (above); nothing was applied.");
+                    return Ok(EXIT_ERROR);
                 }
-                return Ok(EXIT_OK);
+                Readiness::NoChanges => {
+                    if args.json {
+                        emit_json(&empty_summary());
+                    }
+                    return Ok(EXIT_OK);
+                }
+                Readiness::Ready => {}
             }
             if !args.auto_approve && !confirm()? {
                 println!("Apply cancelled.");
                 return Ok(EXIT_ERROR);
             }
-            let secrets = Engine::secrets(&planned);
-            (doc, secrets, snap, conns)
+            planned
         }
         Some(path) => {
             let doc = read_plan(path)?;
-            let specs: Vec<_> = engine
-                .specs
-                .iter()
-                .filter(|s| doc.syncs.iter().any(|p| p.name == s.name))
-                .cloned()
-                .collect();
-            let need = headcount::engine::needs_secrets(&doc);
-            let with_secrets: Vec<_> = specs
-                .iter()
-                .filter(|s| need.contains(&s.name))
-                .cloned()
-                .collect();
-            let conns = engine.connect(&specs, false)?;
-            let live = headcount::engine::list_targets(&conns).await;
-            let problems = engine.check_stale(&doc, state.as_ref(), &live);
-            if !problems.is_empty() {
-                let mut msg = format!(
-                    "the plan {} is stale and was not applied:\n",
-                    path.display()
-                );
-                for p in &problems {
-                    msg.push_str(&format!("  - {p}\n"));
-                }
-                msg.push_str(
-                    "Run `headcount plan --out FILE` again, review it, and apply the new plan.",
-                );
-                anyhow::bail!(msg);
-            }
-            if doc.has_errors() {
-                anyhow::bail!(
-                    "the plan {} has errors and cannot be applied: fix them and plan again",
-                    path.display()
-                );
-            }
-            let mut snap = Snapshot {
-                live,
-                ..Snapshot::default()
-            };
-            let mut secrets = Default::default();
-            if !with_secrets.is_empty() {
-                // Sensitive values are never stored in a plan: read them again from the source.
-                let conns = engine.connect(&with_secrets, true)?;
-                for (name, source) in &conns.sources {
-                    snap.records
-                        .insert(name.clone(), source.read().await.map_err(|e| e.to_string()));
-                }
-                let planned = engine.plan(&with_secrets, &snap, state.as_ref(), true, false);
-                secrets = Engine::secrets(&planned);
-                check_secrets_present(&doc, &secrets)?;
-            }
-            if doc.total_changes() == 0 {
+            let planned = session.load_saved(doc, &path.display().to_string()).await?;
+            if planned.doc.total_changes() == 0 {
                 if args.json {
-                    emit_json(
-                        &serde_json::json!({"type": "summary", "applied": 0, "failed": 0, "interrupted": false, "failures": []}),
-                    );
+                    emit_json(&empty_summary());
                 } else {
                     println!("No changes in the plan. Nothing to apply.");
                 }
                 return Ok(EXIT_OK);
             }
-            (doc, secrets, snap, conns)
+            planned
         }
     };
-
-    let base = state
-        .clone()
-        .unwrap_or_else(|| State::new(uuid::Uuid::new_v4().to_string()));
-    let journal = Mutex::new(engine.store.journal(&guard, &base)?);
-    let record = |op: &StateOp| -> Result<(), String> {
-        let mut j = journal
-            .lock()
-            .map_err(|_| "the journal lock is poisoned".to_string())?;
-        j.append(op).map_err(|e| e.to_string())
-    };
-
-    // Audit log next to the state; a failure to write it is reported, never silently dropped.
-    let audit_path = engine
-        .store
-        .path()
-        .parent()
-        .map(|d| d.join("audit.jsonl"))
-        .unwrap_or_else(|| std::path::PathBuf::from("audit.jsonl"));
-    let audit = AuditLog::open(&audit_path)?;
-    let audit_failed = AtomicBool::new(false);
-    let commit = doc.config.git.as_ref().map(|g| g.commit.clone());
 
     let options = ApplyOptions {
         parallelism: usize::from(args.parallelism),
         cancel: Arc::new(AtomicBool::new(false)),
     };
     let signals = tokio::spawn(watch_signals(options.cancel.clone(), ui.quiet));
-    let progress = Progress::start(doc.total_changes(), ui.progress && !args.json);
-    let observer = |event: &OpEvent| {
-        if !event.not_started
-            && let Err(e) = audit.append(event, commit.as_deref())
-            && !audit_failed.swap(true, Ordering::SeqCst)
-        {
-            eprintln!("warning: {e}");
+    let events = ApplyPrinter {
+        json: args.json,
+        progress: Progress::start(planned.doc.total_changes(), ui.progress && !args.json),
+    };
+    let outcome = session.apply(planned, &options, &events).await;
+    signals.abort();
+    events.progress.finish();
+    let outcome = outcome?;
+    print_outcome(&outcome, args.json, ui);
+    Ok(if outcome.complete() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
+}
+
+/// Shows the plan as soon as it is made: text, or a `plan` event line with `--json`.
+struct PlanPrinter {
+    json: bool,
+    color: bool,
+}
+
+impl SessionObserver for PlanPrinter {
+    fn plan_ready(&self, doc: &PlanDocument) {
+        if self.json {
+            emit_json(&serde_json::json!({"type": "plan", "plan": doc}));
+        } else {
+            print!(
+                "{}",
+                render::text(doc, &render::TextOptions { color: self.color })
+            );
         }
-        if args.json {
+    }
+}
+
+/// Per-operation output while applying: `operation` event lines with `--json`, the progress
+/// bar otherwise.
+struct ApplyPrinter {
+    json: bool,
+    progress: Progress,
+}
+
+impl SessionObserver for ApplyPrinter {
+    fn operation(&self, event: &OpEvent) {
+        if self.json {
             emit_json(&serde_json::json!({"type": "operation", "event": event}));
         }
-        progress.inc();
-    };
-
-    let mut new_state = base.clone();
-    let live_ok = live.live_ok();
-    let report = apply::apply(
-        ApplyInput {
-            syncs: &doc.syncs,
-            specs: &engine.specs,
-            targets: &conns.targets,
-            live: &live_ok,
-            secrets: &secrets,
-            options: &options,
-            observer: &observer,
-        },
-        &mut new_state,
-        &record,
-    )
-    .await;
-    signals.abort();
-    progress.finish();
-    drop(journal);
-    if report.succeeded() > 0 {
-        engine
-            .store
-            .commit(&guard, &mut new_state)
-            .context("the changes were applied and journalled, but the state could not be saved; the next run recovers them from the journal")?;
+        self.progress.inc();
     }
-    let interrupted = options.cancelled();
-    let mut http: Vec<(&String, headcount::http::HttpStats)> = conns
-        .targets
-        .iter()
-        .filter_map(|(name, t)| t.http_stats().map(|s| (name, s)))
-        .collect();
-    http.sort_by(|a, b| a.0.cmp(b.0));
-    if args.json {
-        for (name, stats) in &http {
+
+    fn audit_failed(&self, error: &AuditError) {
+        eprintln!("warning: {error}");
+    }
+}
+
+/// The `summary` event of an apply with nothing to do.
+fn empty_summary() -> serde_json::Value {
+    serde_json::json!({"type": "summary", "applied": 0, "failed": 0, "interrupted": false, "failures": []})
+}
+
+/// The end of an apply: HTTP figures and the summary (events with `--json`, text otherwise).
+fn print_outcome(outcome: &ApplyOutcome, json: bool, ui: &Ui) {
+    let report = &outcome.report;
+    if json {
+        for (name, stats) in &outcome.http {
             emit_json(&serde_json::json!({"type": "http", "target": name, "stats": stats}));
         }
         emit_json(&serde_json::json!({
             "type": "summary",
             "applied": report.succeeded(),
             "failed": report.failures.len(),
-            "interrupted": interrupted,
+            "interrupted": outcome.interrupted,
             "failures": &report.failures,
         }));
     } else {
-        print_report(&doc, &report, ui);
-        for (name, stats) in &http {
+        print_report(outcome.total_changes, report, ui);
+        for (name, stats) in &outcome.http {
             ui.note(format!("target `{name}`: {stats}"));
         }
     }
-    if interrupted {
+    if outcome.interrupted {
         ui.note("Interrupted: in-flight operations finished and the state was saved; run `headcount apply` again to finish.");
     }
-    Ok(if report.failures.is_empty() && !interrupted {
-        EXIT_OK
-    } else {
-        EXIT_ERROR
-    })
 }
 
 /// Prints one JSON object on its own line (the `--json` event stream).
@@ -331,35 +260,7 @@ fn confirm() -> anyhow::Result<bool> {
     Ok(line.trim() == "yes")
 }
 
-/// Every sensitive value the plan needs must still come from the source.
-fn check_secrets_present(doc: &PlanDocument, secrets: &apply::Secrets) -> anyhow::Result<()> {
-    for sync in &doc.syncs {
-        for change in &sync.changes {
-            for name in change
-                .fields
-                .iter()
-                .filter(|(_, d)| d.sensitive)
-                .map(|(n, _)| n)
-            {
-                let present = change.identity.values().any(|p| {
-                    secrets
-                        .get(&sync.name)
-                        .and_then(|m| m.get(p))
-                        .is_some_and(|m| m.contains_key(name))
-                });
-                if !present {
-                    anyhow::bail!(
-                        "the plan is stale: the source no longer gives the sensitive field `{name}` of {}; plan again",
-                        change.identity.values().next().cloned().unwrap_or_default()
-                    );
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn print_report(doc: &PlanDocument, report: &ApplyReport, ui: &Ui) {
+fn print_report(total: usize, report: &ApplyReport, ui: &Ui) {
     for (sync, counts) in &report.applied {
         let parts: Vec<String> = counts
             .iter()
@@ -384,7 +285,6 @@ fn print_report(doc: &PlanDocument, report: &ApplyReport, ui: &Ui) {
         }
         ui.note("The operations that succeeded are recorded in the state; run `headcount plan` to see what is left.");
     }
-    let total: usize = doc.total_changes();
     println!(
         "\nApply complete! {} of {total} change(s) applied, {} failed.",
         report.succeeded(),

@@ -61,7 +61,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Plan(a) => plan_cmd::plan(&cli, a, &ui).await,
         Command::Apply(a) => apply_cmd::apply(&cli, a, &ui).await,
         Command::Show(a) => plan_cmd::show(a, &ui),
-        Command::State(c) => state_cmd::run(&cli, c, &ui),
+        Command::State(c) => state_cmd::run(&cli, c, &ui).await,
         Command::Schema => {
             print!("{}", headcount::config::schema_json());
             Ok(EXIT_OK)

@@ -15,7 +15,7 @@ pub async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<u8> {
     for w in &engine.warnings {
         ui.note(format!("warning: {w}"));
     }
-    let state = engine.store.load()?;
+    let state = engine.state.load().await?.state;
     let headcount::engine::Planned {
         snapshot: snap,
         planned,

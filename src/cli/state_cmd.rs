@@ -1,28 +1,28 @@
-//! `state list|show|forget|unlock`, like `terraform state`.
+//! `state list|show|forget|unlock`, like `terraform state`, through the state backend.
 
-use headcount::state::StateStore;
+use std::sync::Arc;
+
+use headcount::state::StateBackend;
 
 use super::args::{Cli, StateCommand};
 use super::{EXIT_OK, Ui};
 
-/// The state store of the config, without validating the syncs (state commands must work even
-/// when the config is mid-edit).
-fn store(cli: &Cli) -> anyhow::Result<StateStore> {
+/// The state backend of the config, without validating the syncs (state commands must work
+/// even when the config is mid-edit).
+fn backend(cli: &Cli) -> anyhow::Result<Arc<dyn StateBackend>> {
     let loaded =
         headcount::config::load(&cli.config).map_err(|e| anyhow::anyhow!(e.render(false)))?;
-    Ok(StateStore::new(
-        loaded.base_dir.join(&loaded.config.state.path),
-    ))
+    Ok(headcount::engine::state_backend(&loaded))
 }
 
-pub fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
-    let store = store(cli)?;
+pub async fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
+    let backend = backend(cli)?;
     match cmd {
         StateCommand::List { sync } => {
-            let Some(state) = store.load()? else {
+            let Some(state) = backend.load().await?.state else {
                 ui.note(format!(
                     "No state at {} yet: nothing is managed.",
-                    store.path().display()
+                    backend.location()
                 ));
                 return Ok(EXIT_OK);
             };
@@ -35,34 +35,24 @@ pub fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
             Ok(EXIT_OK)
         }
         StateCommand::Show { id } => {
-            let Some(state) = store.load()? else {
-                anyhow::bail!(
-                    "no state at {} yet: nothing is managed",
-                    store.path().display()
-                );
+            let Some(state) = backend.load().await?.state else {
+                anyhow::bail!("no state at {} yet: nothing is managed", backend.location());
             };
             let account = state.show_account(id)?;
             println!("{}", serde_json::to_string_pretty(&account)?);
             Ok(EXIT_OK)
         }
         StateCommand::Forget { id } => {
-            let guard = store.lock("state forget")?;
-            let Some(mut state) = store.recover(&guard)? else {
-                anyhow::bail!(
-                    "no state at {} yet: nothing is managed",
-                    store.path().display()
-                );
-            };
-            let op = state.forget_account(id)?;
-            state.apply_op(&op);
-            store.commit(&guard, &mut state)?;
+            if backend.forget(id).await?.is_none() {
+                anyhow::bail!("no state at {} yet: nothing is managed", backend.location());
+            }
             println!(
                 "Forgot {id}: headcount no longer manages it; the account itself was not changed."
             );
             Ok(EXIT_OK)
         }
         StateCommand::Unlock => {
-            match store.force_unlock()? {
+            match backend.unlock().await? {
                 Some(info) => println!(
                     "Removed the lock held by {} (pid {} on {}, {} since {}).",
                     info.holder, info.pid, info.host, info.operation, info.created_at

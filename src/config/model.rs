@@ -21,6 +21,9 @@ pub struct Config {
     /// Where headcount keeps which accounts each sync manages.
     #[serde(default)]
     pub state: StateConfig,
+    /// Where headcount appends one line per applied operation.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Where people come from, by name.
     #[serde(default)]
     pub sources: IndexMap<String, SourceConfig>,
@@ -52,6 +55,28 @@ impl Default for StateConfig {
 
 fn default_state_path() -> String {
     ".headcount/state.json".to_string()
+}
+
+/// The audit log: one JSON line per applied operation. Its own setting, not derived from where
+/// the state is, because a state kept in a database has no folder to put it next to.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Path of the audit log (JSON lines, appended, mode 0600), relative to the config file.
+    #[serde(default = "default_audit_path")]
+    pub path: String,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            path: default_audit_path(),
+        }
+    }
+}
+
+fn default_audit_path() -> String {
+    ".headcount/audit.jsonl".to_string()
 }
 
 /// One sync: a source, a target, and the rules between them.

@@ -226,6 +226,16 @@ impl Cx {
                 Some("omit it for the default `.headcount/state.json`, or give a file path".into()),
             );
         }
+        if cfg.audit.path.trim().is_empty() {
+            let node = self.at(&[key("audit"), key("path")]);
+            self.error(
+                node,
+                "`path` in `audit` is empty".to_string(),
+                Some(
+                    "omit it for the default `.headcount/audit.jsonl`, or give a file path".into(),
+                ),
+            );
+        }
     }
 
     /// A source's or target's own checks, reported at its entry.
@@ -743,5 +753,31 @@ mod tests {
         assert_eq!(position_of("e: |\n  ab &&\n  cd ==\n", 12), (3, 8));
         // folded plain scalar over two lines.
         assert_eq!(position_of("e: ab &&\n  cd\n", 6), (2, 3));
+    }
+
+    #[test]
+    fn audit_path_defaults_and_must_not_be_empty() {
+        let check = |text: &str| {
+            let path = std::path::PathBuf::from("headcount.yaml");
+            let config = crate::config::parse(text, &path).unwrap();
+            let loaded = crate::config::LoadedConfig {
+                path,
+                base_dir: std::path::PathBuf::from("."),
+                sha256: String::new(),
+                text: text.to_string(),
+                config,
+            };
+            let errs = validate(&loaded).err().map(|e| e.render(false));
+            (loaded.config.audit.path.clone(), errs.unwrap_or_default())
+        };
+        let (path, errs) = check("version: 1\n");
+        assert_eq!(path, ".headcount/audit.jsonl");
+        assert!(!errs.contains("audit"), "{errs}");
+        let (path, errs) = check("version: 1\naudit:\n  path: logs/audit.jsonl\n");
+        assert_eq!(path, "logs/audit.jsonl");
+        assert!(!errs.contains("audit"), "{errs}");
+        let (_, text) = check("version: 1\naudit:\n  path: \"\"\n");
+        assert!(text.contains("`path` in `audit` is empty"), "{text}");
+        assert!(text.contains(":3:"), "placed on its line: {text}");
     }
 }

@@ -162,6 +162,12 @@ pub enum StateError {
     )]
     JournalPoisoned { path: PathBuf },
 
+    #[error(
+        "no journal is open for the state at {location}: an operation was recorded before the \
+         apply started its journal; this is a bug in headcount, please report it"
+    )]
+    NoJournal { location: String },
+
     #[error("{}", not_found_message(id, suggestion.as_deref()))]
     AccountNotFound {
         id: String,

@@ -1,0 +1,418 @@
+//! The session driven through an in-memory [`StateBackend`]: proof that the trait is all the
+//! session needs, so a database backend fits without touching it. Also checks that the audit
+//! log goes where the config says.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::state::{JournalStatus, Liveness, Loaded, LockInfo, ManagedAccount, Origin, StateError};
+
+/// State, journal and lock holder kept in memory, shared by the backend and its locks.
+#[derive(Default)]
+struct Memory {
+    state: Option<State>,
+    /// The base of the apply in progress and the ops appended on top of it.
+    journal: Option<(State, Vec<StateOp>)>,
+    holder: Option<LockInfo>,
+    commits: usize,
+    appends: usize,
+    /// Faults to inject: appends or commits fail.
+    fail_appends: bool,
+    fail_commit: bool,
+}
+
+/// The error an injected fault returns.
+fn injected() -> StateError {
+    StateError::Io {
+        action: "write the state (injected)",
+        path: PathBuf::from("memory"),
+        source: std::io::Error::other("injected fault"),
+    }
+}
+
+impl Memory {
+    /// The committed state with the journal replayed.
+    fn replayed(&self) -> (Option<State>, usize) {
+        match &self.journal {
+            Some((base, ops)) if !ops.is_empty() => {
+                let mut s = self.state.clone().unwrap_or_else(|| base.clone());
+                for op in ops {
+                    s.apply_op(op);
+                }
+                (Some(s), ops.len())
+            }
+            _ => (self.state.clone(), 0),
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct MemoryBackend(Arc<Mutex<Memory>>);
+
+struct MemoryLock {
+    memory: Arc<Mutex<Memory>>,
+    info: LockInfo,
+}
+
+#[async_trait]
+impl StateBackend for MemoryBackend {
+    fn location(&self) -> String {
+        "memory".to_string()
+    }
+
+    async fn load(&self) -> Result<Loaded, StateError> {
+        let (state, ops) = self.0.lock().unwrap().replayed();
+        Ok(Loaded {
+            state,
+            journal: if ops == 0 {
+                JournalStatus::Absent
+            } else {
+                JournalStatus::Replayed { ops }
+            },
+        })
+    }
+
+    async fn lock(&self, operation: &str) -> Result<Box<dyn LockedState>, StateError> {
+        let mut m = self.0.lock().unwrap();
+        if let Some(info) = &m.holder {
+            return Err(StateError::Locked {
+                path: PathBuf::from("memory"),
+                info: Box::new(info.clone()),
+                liveness: Liveness::Unknown,
+            });
+        }
+        let info = LockInfo::for_this_process(operation);
+        m.holder = Some(info.clone());
+        Ok(Box::new(MemoryLock {
+            memory: self.0.clone(),
+            info,
+        }))
+    }
+
+    async fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
+        Ok(self.0.lock().unwrap().holder.clone())
+    }
+
+    async fn unlock(&self) -> Result<Option<LockInfo>, StateError> {
+        Ok(self.0.lock().unwrap().holder.take())
+    }
+}
+
+#[async_trait]
+impl LockedState for MemoryLock {
+    fn info(&self) -> &LockInfo {
+        &self.info
+    }
+
+    async fn recover(&mut self) -> Result<Option<State>, StateError> {
+        let mut m = self.memory.lock().unwrap();
+        let (state, ops) = m.replayed();
+        m.journal = None;
+        if ops > 0
+            && let Some(mut s) = state
+        {
+            s.serial += 1;
+            m.state = Some(s);
+            m.commits += 1;
+        }
+        Ok(m.state.clone())
+    }
+
+    async fn begin_journal(&mut self, base: &State) -> Result<(), StateError> {
+        self.memory.lock().unwrap().journal = Some((base.clone(), Vec::new()));
+        Ok(())
+    }
+
+    async fn append(&mut self, op: &StateOp) -> Result<(), StateError> {
+        let mut m = self.memory.lock().unwrap();
+        if m.fail_appends {
+            return Err(injected());
+        }
+        m.appends += 1;
+        match m.journal.as_mut() {
+            Some((_, ops)) => {
+                ops.push(op.clone());
+                Ok(())
+            }
+            None => Err(StateError::NoJournal {
+                location: "memory".into(),
+            }),
+        }
+    }
+
+    async fn commit(&mut self, state: &mut State) -> Result<(), StateError> {
+        let mut m = self.memory.lock().unwrap();
+        if m.fail_commit {
+            return Err(injected());
+        }
+        state.serial += 1;
+        m.state = Some(state.clone());
+        m.journal = None;
+        m.commits += 1;
+        Ok(())
+    }
+
+    async fn release(self: Box<Self>) -> Result<(), StateError> {
+        Ok(()) // Drop releases.
+    }
+}
+
+impl Drop for MemoryLock {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.memory.lock() {
+            m.holder = None;
+        }
+    }
+}
+
+/// Collects what the session reports, and how many ops were journalled at each event.
+#[derive(Default)]
+struct Recording {
+    memory: Option<Arc<Mutex<Memory>>>,
+    plans: Mutex<usize>,
+    events: Mutex<Vec<(OpEvent, usize)>>,
+}
+
+impl SessionObserver for Recording {
+    fn plan_ready(&self, _doc: &PlanDocument) {
+        *self.plans.lock().unwrap() += 1;
+    }
+    fn operation(&self, event: &OpEvent) {
+        let appends = self
+            .memory
+            .as_ref()
+            .map_or(0, |m| m.lock().unwrap().appends);
+        self.events.lock().unwrap().push((event.clone(), appends));
+    }
+}
+
+/// A config with a CSV source of three people and a CSV export target, its audit log moved
+/// to `logs/apply-audit.jsonl`.
+fn workspace() -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "email,first\nann@example.com,Ann\nbob@example.com,Bob\ncid@example.com,Cid\n",
+    )
+    .unwrap();
+    let config = r#"version: 1
+audit:
+  path: logs/apply-audit.jsonl
+sources:
+  hr:
+    kind: csv
+    path: people.csv
+targets:
+  mojo:
+    kind: csv_export
+    dir: out
+syncs:
+  - name: staff
+    from: hr
+    to: mojo
+    identity: [email]
+    fields:
+      email: user.email
+      first_name: user.first
+"#;
+    let path = dir.path().join("headcount.yaml");
+    std::fs::write(&path, config).unwrap();
+    let engine = Engine::open(&path, false).unwrap();
+    (dir, engine)
+}
+
+fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_session_plans_applies_and_commits_through_the_backend_trait() {
+    let (dir, engine) = workspace();
+    let backend = MemoryBackend::default();
+    let memory = backend.0.clone();
+
+    let mut session = Session::open(&engine, &backend, "apply").await.unwrap();
+    assert!(session.state().is_none());
+    // One writer at a time.
+    let err = Session::open(&engine, &backend, "apply")
+        .await
+        .err()
+        .expect("a second session is refused while the first holds the lock");
+    assert!(matches!(
+        err,
+        SessionError::State(StateError::Locked { .. })
+    ));
+
+    let seen = Recording {
+        memory: Some(memory.clone()),
+        ..Recording::default()
+    };
+    let planned = session.plan(&[], false, &seen).await.unwrap();
+    assert_eq!(*seen.plans.lock().unwrap(), 1);
+    assert_eq!(planned.readiness(), Readiness::Ready);
+    assert_eq!(planned.doc.total_changes(), 3);
+
+    let outcome = session
+        .apply(planned, &ApplyOptions::default(), &seen)
+        .await
+        .unwrap();
+    assert!(outcome.complete(), "{:?}", outcome.report);
+    assert_eq!(outcome.report.succeeded(), 3);
+    assert_eq!(outcome.total_changes, 3);
+    {
+        let events = seen.events.lock().unwrap();
+        assert_eq!(events.len(), 3);
+        for (n, (event, appends)) in events.iter().enumerate() {
+            assert!(event.error.is_none(), "{event:?}");
+            assert!(
+                *appends > n,
+                "event {n} was reported before it was journalled"
+            );
+        }
+    }
+    {
+        let m = memory.lock().unwrap();
+        assert_eq!(m.appends, 3, "every success journalled");
+        assert_eq!(m.commits, 1);
+        assert!(m.journal.is_none(), "commit clears the journal");
+        let state = m.state.as_ref().unwrap();
+        assert_eq!(state.serial, 1);
+        assert_eq!(state.syncs["staff"].accounts.len(), 3);
+    }
+    assert_eq!(session.state().map(|s| s.serial), Some(1));
+
+    // The audit log is where the config put it, one line per operation.
+    let audit = audit_lines(&dir.path().join("logs/apply-audit.jsonl"));
+    assert_eq!(audit.len(), 3);
+    assert!(audit.iter().all(|l| l["result"] == "ok"));
+    assert!(!dir.path().join(".headcount/audit.jsonl").exists());
+
+    // Same session, same lock: the next plan has nothing left to do.
+    let again = session.plan(&[], false, &Quiet).await.unwrap();
+    assert_eq!(again.readiness(), Readiness::NoChanges);
+    session.close().await.unwrap();
+    assert!(memory.lock().unwrap().holder.is_none(), "close releases");
+    Session::open(&engine, &backend, "apply").await.unwrap();
+}
+
+#[tokio::test]
+async fn an_interrupted_apply_is_recovered_when_a_session_opens() {
+    let (_dir, engine) = workspace();
+    let backend = MemoryBackend::default();
+    let base = State::new("lineage-m".into());
+    let op = StateOp::Upsert {
+        sync: "staff".into(),
+        target: "mojo".into(),
+        target_id: "ann@example.com".into(),
+        account: ManagedAccount {
+            identity: BTreeMap::from([("email".to_string(), "ann@example.com".to_string())]),
+            fields: BTreeMap::new(),
+            active: Some(true),
+            origin: Origin::Created,
+            deactivated_by_headcount: false,
+        },
+    };
+    backend.0.lock().unwrap().journal = Some((base, vec![op]));
+
+    let session = Session::open(&engine, &backend, "apply").await.unwrap();
+    let state = session.state().unwrap();
+    assert_eq!((state.lineage.as_str(), state.serial), ("lineage-m", 1));
+    assert!(
+        state.syncs["staff"]
+            .accounts
+            .contains_key("ann@example.com")
+    );
+    let m = backend.0.lock().unwrap();
+    assert_eq!(m.commits, 1);
+    assert!(m.journal.is_none());
+}
+
+#[tokio::test]
+async fn forget_goes_through_lock_recover_and_commit() {
+    let (_dir, engine) = workspace();
+    let backend = MemoryBackend::default();
+    assert!(backend.forget("1").await.unwrap().is_none(), "no state yet");
+    let mut session = Session::open(&engine, &backend, "apply").await.unwrap();
+    let planned = session.plan(&[], false, &Quiet).await.unwrap();
+    session
+        .apply(planned, &ApplyOptions::default(), &Quiet)
+        .await
+        .unwrap();
+    drop(session);
+    let id = backend.load().await.unwrap().state.unwrap().list_rows()[0]
+        .target_id
+        .clone();
+    let after = backend.forget(&id).await.unwrap().unwrap();
+    assert_eq!(after.serial, 2);
+    assert_eq!(after.syncs["staff"].accounts.len(), 2);
+    assert!(backend.lock_info().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_journal_that_cannot_be_written_fails_the_operations_and_commits_nothing() {
+    let (_dir, engine) = workspace();
+    let backend = MemoryBackend::default();
+    backend.0.lock().unwrap().fail_appends = true;
+    let mut session = Session::open(&engine, &backend, "apply").await.unwrap();
+    let planned = session.plan(&[], false, &Quiet).await.unwrap();
+    let outcome = session
+        .apply(planned, &ApplyOptions::default(), &Quiet)
+        .await
+        .unwrap();
+    assert!(!outcome.complete());
+    assert_eq!(outcome.report.succeeded(), 0);
+    assert_eq!(outcome.report.failures.len(), 3);
+    let message = &outcome.report.failures[0].message;
+    assert!(
+        message.contains("applied in the target but not recorded in the state"),
+        "{message}"
+    );
+    let m = backend.0.lock().unwrap();
+    assert_eq!(m.commits, 0);
+    assert!(m.state.is_none());
+}
+
+#[tokio::test]
+async fn a_failed_commit_is_an_error_that_points_to_the_journal() {
+    let (_dir, engine) = workspace();
+    let backend = MemoryBackend::default();
+    backend.0.lock().unwrap().fail_commit = true;
+    let mut session = Session::open(&engine, &backend, "apply").await.unwrap();
+    let planned = session.plan(&[], false, &Quiet).await.unwrap();
+    let err = session
+        .apply(planned, &ApplyOptions::default(), &Quiet)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SessionError::Commit(_)), "{err}");
+    assert!(err.to_string().contains("recovers them from the journal"));
+    // What was journalled is recovered by the next session.
+    drop(session);
+    backend.0.lock().unwrap().fail_commit = false;
+    let session = Session::open(&engine, &backend, "apply").await.unwrap();
+    assert_eq!(session.state().unwrap().syncs["staff"].accounts.len(), 3);
+}
+
+/// `run` will drive sessions from spawned tasks: the session's futures must be `Send`.
+#[allow(dead_code)]
+fn session_futures_are_send<'e>(
+    engine: &'e Engine,
+    backend: &'e dyn StateBackend,
+    session: &'e mut Session<'e>,
+    planned: PlannedApply,
+    options: &'e ApplyOptions,
+) {
+    fn send<T: Send>(_: T) {}
+    send(Session::open(engine, backend, "run"));
+    send(session.plan(&[], false, &Quiet));
+    send(session.apply(planned, options, &Quiet));
+}
