@@ -15,4 +15,6 @@ pub mod plan;
 pub mod planner;
 pub mod render;
 pub mod state;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod util;

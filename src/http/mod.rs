@@ -15,8 +15,6 @@
 
 pub mod paging;
 pub mod redact;
-#[cfg(test)]
-pub(crate) mod testing;
 
 use std::fmt;
 use std::sync::Arc;

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response as AxResponse};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::testing::{builder, serve};
 use super::*;
+use crate::testkit::{builder, serve};
 
 /// What the fake saw: arrival times and a call counter, plus the answers to give in order
 /// (the last one repeats).
