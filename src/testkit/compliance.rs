@@ -36,7 +36,10 @@ pub struct NotApplicable(pub &'static str);
 
 /// How a check is declared N/A: one visible line on stderr.
 fn not_applicable(kind: &str, check: &str, why: NotApplicable) {
-    eprintln!("N/A: {kind} compliance check `{check}`: {}", why.0);
+    super::say(&format!(
+        "N/A: {kind} compliance check `{check}`: {}",
+        why.0
+    ));
 }
 
 /// How the backing pages a list that [`TargetHarness::seed`] / [`SourceHarness::seed`] made

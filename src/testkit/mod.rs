@@ -53,6 +53,13 @@ pub async fn serve_with_faults(app: axum::Router) -> Served {
     }
 }
 
+/// Writes one line straight to the process's stderr, past libtest's output capture, so that
+/// an N/A or a skip is seen in a plain `cargo test` run, not only with `--nocapture`.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// Retry bounds small enough for tests: backoff of a few ms, at most 4 attempts.
 pub fn fast_policy() -> RetryPolicy {
     RetryPolicy {

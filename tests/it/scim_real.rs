@@ -4,7 +4,7 @@
 //!
 //! Without the venv these tests skip (with a message), unless `CI` is set.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,8 +3,6 @@
 //!
 //! Everything here talks only to 127.0.0.1, and every wait is a poll with a deadline.
 
-#![allow(dead_code)] // each test binary uses its own subset
-
 pub mod fault_proxy;
 pub mod scim_server;
 
@@ -17,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 /// The config template of the SCIM tests (`{{BASE_URL}}`, `{{REMOVED}}`, `{{TARGET_EXTRA}}`).
-const CONFIG_TEMPLATE: &str = include_str!("../fixtures/scim/headcount.yaml.tmpl");
+const CONFIG_TEMPLATE: &str = include_str!("../../fixtures/scim/headcount.yaml.tmpl");
 
 /// The CSV header the template's expressions read.
 pub const CSV_HEADER: &str = "userName,externalId,first,last,email,status";
@@ -162,12 +160,6 @@ impl Workspace {
             .replace("{{TIMEOUT}}", self.options.timeout)
             .replace("{{RATE_LIMIT}}", self.options.rate_limit);
         std::fs::write(self.path("headcount.yaml"), text).expect("write config");
-    }
-
-    /// Points the config at another base URL (e.g. the fault proxy).
-    pub fn set_base_url(&mut self, base_url: &str) {
-        self.base_url = base_url.to_string();
-        self.write_config();
     }
 
     pub fn write_people(&self, people: &[Person]) {
@@ -390,18 +382,6 @@ impl ScimClient {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         assert!(status.is_success(), "PATCH {url}: {status}: {text}");
-    }
-
-    /// Polls the user count until it reaches `n` or `limit` passes; returns the last count.
-    pub async fn wait_for_count(&self, n: u64, limit: Duration) -> u64 {
-        let deadline = Instant::now() + limit;
-        loop {
-            let c = self.user_count().await;
-            if c >= n || Instant::now() > deadline {
-                return c;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
     }
 }
 

@@ -7,9 +7,9 @@
 //! The figures of the fault runs are printed in one block each (for BENCHMARKS.md) and written
 //! to `target/fault-figures.json` (1,000 creates) and `target/fault-figures-changes.json`
 //! (updates, deactivations, reactivations, deletes). Run with
-//! `cargo test --release --test scim_faults -- --nocapture --test-threads=1`.
+//! `cargo test --release --test it scim_faults -- --nocapture --test-threads=1`.
 
-mod support;
+use crate::support;
 
 use std::fs::File;
 use std::process::Stdio;

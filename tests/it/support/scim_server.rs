@@ -25,7 +25,6 @@ pub struct ScimServer {
     /// Closing it (process exit) makes the wrapper shell kill the server.
     _stdin: Mutex<ChildStdin>,
     _child: Mutex<Child>,
-    pub log: PathBuf,
 }
 
 impl ScimServer {
@@ -173,7 +172,6 @@ wait "$pid" 2>/dev/null
         token: token.to_string(),
         _stdin: Mutex::new(stdin),
         _child: Mutex::new(child),
-        log,
     })
 }
 

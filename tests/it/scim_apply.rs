@@ -6,7 +6,7 @@
 //! Without the venv (`./scripts/start-scim.sh`) these tests skip with a message, unless `CI` is
 //! set. Everything talks only to 127.0.0.1 and every wait is a poll with a deadline.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::process::Child;
