@@ -457,6 +457,21 @@ pub async fn assert_server_matches(client: &ScimClient, people: &[Person]) {
     );
 }
 
+/// The one way a test meets a missing prerequisite (a venv, a system tool): under CI it fails
+/// the test; elsewhere it prints `SKIPPED: <test>: <why>` straight to stderr (past libtest's
+/// capture, so a plain `cargo test` shows it) and the caller returns.
+pub fn missing_prerequisite(why: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    assert!(
+        !under_ci(),
+        "{test}: {why}\n(CI is set, so a missing prerequisite is a failure, not a skip)"
+    );
+    headcount::testkit::say(&format!("SKIPPED: {test}: {why}"));
+}
+
 /// `true` when running under CI (`CI` set to anything but `false`/`0`/empty).
 pub fn under_ci() -> bool {
     std::env::var("CI")
