@@ -418,6 +418,8 @@ fn assert_clear_error(kind: &str, what: &str, msg: &str, request: Option<&str>) 
 }
 
 /// An HTML error page or unexpected JSON is a clear error naming the request, never a panic.
+/// The connector names the request; the engine prefixes the target's name ("target `x` could
+/// not be listed: ..."), so the check asks the connector for the request only.
 pub async fn target_bad_answers_are_clear_errors<H: TargetHarness>() {
     for (fault, what) in [
         (Inject::HtmlErrorPage, "an HTML error page"),
@@ -630,7 +632,8 @@ pub async fn source_secret_never_leaks<H: SourceHarness>() {
 }
 
 /// Every target check as one `#[tokio::test]` each, in a module `target_compliance`:
-/// `headcount::target_compliance_suite!(MyHarness);`
+/// `headcount::target_compliance_suite!(MyHarness);` (the calling crate needs tokio with
+/// `test-util` among its dev-dependencies: the Retry-After check runs on a paused clock).
 #[macro_export]
 macro_rules! target_compliance_suite {
     ($harness:ty) => {
@@ -659,7 +662,8 @@ macro_rules! target_compliance_suite {
             async fn delete_of_a_gone_account_succeeds() {
                 c::target_delete_of_a_gone_account_succeeds::<$harness>().await
             }
-            #[tokio::test]
+            // Paused clock: the Retry-After passes in virtual time.
+            #[tokio::test(start_paused = true)]
             async fn retry_after_is_honoured() {
                 c::target_retry_after_is_honoured::<$harness>().await
             }
@@ -676,7 +680,8 @@ macro_rules! target_compliance_suite {
 }
 
 /// Every source check as one `#[tokio::test]` each, in a module `source_compliance`:
-/// `headcount::source_compliance_suite!(MyHarness);`
+/// `headcount::source_compliance_suite!(MyHarness);` (the calling crate needs tokio with
+/// `test-util` among its dev-dependencies: the Retry-After check runs on a paused clock).
 #[macro_export]
 macro_rules! source_compliance_suite {
     ($harness:ty) => {
@@ -689,7 +694,8 @@ macro_rules! source_compliance_suite {
             async fn every_page_is_read() {
                 c::source_every_page_is_read::<$harness>().await
             }
-            #[tokio::test]
+            // Paused clock: the Retry-After passes in virtual time.
+            #[tokio::test(start_paused = true)]
             async fn retry_after_is_honoured() {
                 c::source_retry_after_is_honoured::<$harness>().await
             }
