@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs scim2-server (PyPI, python-scim), the real SCIM 2.0 target the integration tests
-# (tests/scim_real.rs, tests/scim_faults.rs) run against. Idempotent: an existing, working venv
+# (tests/it/scim_real.rs, scim_apply.rs, scim_faults.rs) run against. Idempotent: an existing, working venv
 # is left alone. It only installs; the tests start (and stop) the server themselves.
 #
 #   ./scripts/start-scim.sh                         # venv in $HOME/.cache/headcount-it/venv
 #   HEADCOUNT_SCIM_VENV=/some/dir ./scripts/start-scim.sh
 #
 # The tests look for the venv in the same place (same variable, same default). Without it they
-# skip with a message, except under CI=true, where a missing venv fails them.
+# print `SKIPPED: <test>: ...` on stderr, except under CI=true, where a missing venv fails them.
 set -euo pipefail
 
 VENV=${HEADCOUNT_SCIM_VENV:-$HOME/.cache/headcount-it/venv}

@@ -11,7 +11,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --all-targets --all-features --locked -- -D warnings
 
 step "cargo deny check (advisories, licenses, sources)"
 if ! command -v cargo-deny >/dev/null 2>&1; then
@@ -31,6 +31,8 @@ cargo deny --log-level error check licenses bans sources
 step "scim2-server venv for the SCIM integration tests"
 ./scripts/start-scim.sh
 
+# One integration-test binary (tests/it/); the testkit feature comes with the self
+# dev-dependency, so no --features flag is needed.
 step "cargo test"
 cargo test --locked --all-targets
 

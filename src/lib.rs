@@ -16,6 +16,8 @@ pub mod planner;
 pub mod render;
 pub mod session;
 pub mod state;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod util;
 
 #[cfg(test)]

@@ -19,8 +19,6 @@
 pub mod auth;
 pub mod paging;
 pub mod redact;
-#[cfg(test)]
-pub(crate) mod testing;
 
 use std::fmt;
 use std::sync::Arc;

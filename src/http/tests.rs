@@ -11,15 +11,15 @@ use axum::response::{IntoResponse, Response as AxResponse};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::testing::{builder, serve};
 use super::*;
+use crate::testkit::{builder, serve};
 
 /// What the fake saw: arrival times and a call counter, plus the answers to give in order
 /// (the last one repeats).
 #[derive(Clone)]
 struct Script {
     calls: Arc<AtomicUsize>,
-    seen: Arc<Mutex<Vec<std::time::Instant>>>,
+    seen: Arc<Mutex<Vec<tokio::time::Instant>>>,
     answers: Arc<Vec<Answer>>,
 }
 
@@ -45,7 +45,7 @@ impl Script {
 
 async fn scripted(State(s): State<Script>) -> AxResponse {
     let n = s.calls.fetch_add(1, Ordering::SeqCst);
-    s.seen.lock().unwrap().push(std::time::Instant::now());
+    s.seen.lock().unwrap().push(tokio::time::Instant::now());
     let answer = s.answers[n.min(s.answers.len() - 1)].clone();
     match answer {
         Answer::Ok => (AxStatus::OK, axum::Json(json!({"ok": true, "n": n}))).into_response(),
@@ -71,7 +71,8 @@ async fn fake(answers: Vec<Answer>) -> (Script, String) {
     (script, serve(app).await)
 }
 
-#[tokio::test]
+/// Paused clock: the waits pass in virtual time.
+#[tokio::test(start_paused = true)]
 async fn a_429_waits_exactly_retry_after_then_succeeds() {
     let (s, base) = fake(vec![
         Answer::Status(429, vec![("retry-after", "1".into())], "slow down".into()),
@@ -161,7 +162,8 @@ async fn persistent_5xx_gives_up_after_the_attempts() {
     assert!(msg.contains("after 4 attempts"), "{msg}");
 }
 
-#[tokio::test]
+/// Paused clock: the waits pass in virtual time.
+#[tokio::test(start_paused = true)]
 async fn a_timeout_is_retried_for_an_idempotent_get() {
     let (s, base) = fake(vec![Answer::Delay(Duration::from_secs(3)), Answer::Ok]).await;
     let client = builder(&base)
@@ -173,7 +175,8 @@ async fn a_timeout_is_retried_for_an_idempotent_get() {
     assert_eq!(s.calls(), 2);
 }
 
-#[tokio::test]
+/// Paused clock: the waits pass in virtual time.
+#[tokio::test(start_paused = true)]
 async fn a_create_is_never_retried_once_it_may_have_been_applied() {
     let (s, base) = fake(vec![Answer::Delay(Duration::from_secs(3)), Answer::Ok]).await;
     let client = builder(&base)

@@ -121,10 +121,17 @@ impl Target for CsvExportTarget {
     async fn apply(
         &self,
         ops: &[TargetOp],
-        _opts: &ApplyOptions,
+        opts: &ApplyOptions,
         done: &(dyn Fn(usize, OpResult) + Send + Sync),
     ) -> Result<(), ConnectorError> {
         if ops.is_empty() {
+            return Ok(());
+        }
+        // The batch is one export set: once cancelled, none of it starts.
+        if opts.cancelled() {
+            for i in 0..ops.len() {
+                done(i, Err(ConnectorError::Cancelled));
+            }
             return Ok(());
         }
         let inner = Arc::clone(&self.inner);
@@ -469,8 +476,9 @@ impl Inner {
             }
             TargetOp::Delete { id } => {
                 let id = norm(id);
+                // Already gone (deleted by an earlier export): nothing to write.
                 let Some(account) = accounts.get(&id) else {
-                    return Err(self.unknown(&id));
+                    return Ok(id);
                 };
                 let email = account.email_or(&id);
                 self.add_removal(
@@ -1169,13 +1177,18 @@ mod tests {
         assert!(!out.exists());
         let (result, seen) = run(
             &target,
-            &[TargetOp::Delete {
-                id: "x@x.io".into(),
-            }],
+            &[
+                modify("x@x.io", &[("first_name", "X")], None, false),
+                // Gone already: done, and nothing to write.
+                TargetOp::Delete {
+                    id: "y@x.io".into(),
+                },
+            ],
         )
         .await;
         result.unwrap();
         assert!(seen[0].1.is_err());
+        assert!(seen[1].1.is_ok());
         assert!(entries(&out).is_empty());
     }
 
@@ -1201,7 +1214,8 @@ mod tests {
             "{msg}"
         );
         assert_eq!(seen[1].1.as_ref().unwrap(), "a@x.io");
-        assert!(seen[2].1.is_err());
+        // A delete of an account that is not there is done already.
+        assert_eq!(seen[2].1.as_ref().unwrap(), "ghost2@x.io");
         assert_eq!(target.list().await.unwrap()[0].fields["first_name"], "Al");
     }
 

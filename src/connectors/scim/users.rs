@@ -828,288 +828,13 @@ impl Source for ScimSource {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::sync::Arc;
-
-    use axum::Router;
-    use axum::body::{Body, Bytes};
-    use axum::extract::{Path as AxPath, Query, State};
-    use axum::http::{HeaderMap, StatusCode};
-    use axum::response::{IntoResponse, Response as AxResponse};
-    use axum::routing::get;
-
     use super::*;
-    use crate::http::testing;
+    use crate::testkit::scim::ScimEmulator;
+    use crate::testkit::{Fault, Match};
 
-    /// An in-memory SCIM server with switches for the failures under test.
-    #[derive(Default)]
-    struct Fake {
-        users: Mutex<Vec<Value>>,
-        /// Every request: method, path and query, body, If-Match.
-        log: Mutex<Vec<Logged>>,
-        /// Largest `count` the server returns.
-        max_count: Mutex<Option<usize>>,
-        etags: AtomicBool,
-        /// Store the next create, then drop the connection before the answer's body.
-        drop_create: AtomicBool,
-        /// Answer the next create with 409 after storing it.
-        conflict_create: AtomicBool,
-        /// Before the next PATCH: someone else writes (version bump, optional field change).
-        concurrent_write: Mutex<Option<Option<(String, Value)>>>,
-        unauthorized: AtomicBool,
-        next_id: std::sync::atomic::AtomicU64,
-    }
-
-    type S = State<Arc<Fake>>;
-    /// Method, path and query, body, If-Match.
-    type Logged = (String, String, Option<Value>, Option<String>);
-
-    fn scim_error(status: StatusCode, scim_type: &str, detail: &str) -> AxResponse {
-        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-            "status": status.as_u16().to_string(), "scimType": scim_type, "detail": detail});
-        (status, axum::Json(body)).into_response()
-    }
-
-    fn version(u: &Value) -> String {
-        u.pointer("/meta/version")
-            .and_then(Value::as_str)
-            .unwrap()
-            .to_string()
-    }
-
-    fn bump(u: &mut Value) {
-        let v: u64 = version(u)
-            .trim_start_matches("W/\"")
-            .trim_end_matches('"')
-            .parse()
-            .unwrap();
-        u["meta"]["version"] = json!(format!("W/\"{}\"", v + 1));
-    }
-
-    impl Fake {
-        fn record(&self, method: &str, uri: String, body: Option<Value>, h: &HeaderMap) {
-            let if_match = h.get("if-match").map(|v| v.to_str().unwrap().to_string());
-            self.log
-                .lock()
-                .unwrap()
-                .push((method.to_string(), uri, body, if_match));
-        }
-        fn requests(&self, method: &str) -> Vec<(String, Option<Value>, Option<String>)> {
-            self.log
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|(m, ..)| m == method)
-                .map(|(_, u, b, i)| (u.clone(), b.clone(), i.clone()))
-                .collect()
-        }
-        fn insert(&self, mut user: Value) -> Value {
-            let n = self.next_id.fetch_add(1, Ordering::SeqCst) + 1;
-            user["id"] = json!(format!("u{n}"));
-            user["meta"] = json!({"resourceType": "User", "version": "W/\"1\""});
-            self.users.lock().unwrap().push(user.clone());
-            user
-        }
-    }
-
-    fn auth_fails(f: &Fake, h: &HeaderMap) -> Option<AxResponse> {
-        let ok = h.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer t");
-        (!ok || f.unauthorized.load(Ordering::SeqCst))
-            .then(|| scim_error(StatusCode::UNAUTHORIZED, "", "Authorization failure"))
-    }
-
-    async fn list(
-        State(f): S,
-        h: HeaderMap,
-        Query(q): Query<HashMap<String, String>>,
-    ) -> AxResponse {
-        f.record("GET", format!("/Users?{q:?}"), None, &h);
-        if let Some(r) = auth_fails(&f, &h) {
-            return r;
-        }
-        let users = f.users.lock().unwrap().clone();
-        let matching: Vec<Value> = match q.get("filter") {
-            Some(filter) => {
-                let Some(lit) = filter.strip_prefix("userName eq ") else {
-                    return scim_error(StatusCode::BAD_REQUEST, "invalidFilter", "unsupported");
-                };
-                let want: String = serde_json::from_str(lit).unwrap();
-                users
-                    .into_iter()
-                    .filter(|u| u["userName"].as_str().unwrap().eq_ignore_ascii_case(&want))
-                    .collect()
-            }
-            None => users,
-        };
-        let start: usize = q.get("startIndex").map_or(1, |s| s.parse().unwrap());
-        let mut count: usize = q.get("count").map_or(100, |s| s.parse().unwrap());
-        if let Some(max) = *f.max_count.lock().unwrap() {
-            count = count.min(max);
-        }
-        let page: Vec<Value> = matching
-            .iter()
-            .skip(start.saturating_sub(1))
-            .take(count)
-            .cloned()
-            .collect();
-        axum::Json(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-            "totalResults": matching.len(), "startIndex": start,
-            "itemsPerPage": page.len(), "Resources": page}))
-        .into_response()
-    }
-
-    fn with_etag(f: &Fake, status: StatusCode, u: &Value) -> AxResponse {
-        let mut resp = (status, axum::Json(u.clone())).into_response();
-        if f.etags.load(Ordering::SeqCst) {
-            resp.headers_mut()
-                .insert("etag", version(u).parse().unwrap());
-        }
-        resp
-    }
-
-    async fn create(State(f): S, h: HeaderMap, body: Bytes) -> AxResponse {
-        let user: Value = serde_json::from_slice(&body).unwrap();
-        f.record("POST", "/Users".into(), Some(user.clone()), &h);
-        if let Some(r) = auth_fails(&f, &h) {
-            return r;
-        }
-        let name = user["userName"].as_str().unwrap().to_string();
-        let exists = f
-            .users
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|u| u["userName"].as_str().unwrap().eq_ignore_ascii_case(&name));
-        if exists {
-            return scim_error(
-                StatusCode::CONFLICT,
-                "uniqueness",
-                "userName already exists",
-            );
-        }
-        let stored = f.insert(user);
-        if f.conflict_create.swap(false, Ordering::SeqCst) {
-            return scim_error(
-                StatusCode::CONFLICT,
-                "uniqueness",
-                "userName already exists",
-            );
-        }
-        if f.drop_create.swap(false, Ordering::SeqCst) {
-            let broken = futures::stream::once(async {
-                Err::<Bytes, std::io::Error>(std::io::Error::other("connection lost"))
-            });
-            return (StatusCode::CREATED, Body::from_stream(broken)).into_response();
-        }
-        with_etag(&f, StatusCode::CREATED, &stored)
-    }
-
-    async fn get_one(State(f): S, h: HeaderMap, AxPath(id): AxPath<String>) -> AxResponse {
-        f.record("GET", format!("/Users/{id}"), None, &h);
-        let users = f.users.lock().unwrap();
-        match users.iter().find(|u| u["id"] == id.as_str()) {
-            Some(u) => with_etag(&f, StatusCode::OK, u),
-            None => scim_error(StatusCode::NOT_FOUND, "", "not found"),
-        }
-    }
-
-    /// Applies the PatchOp through the connector's own path code (enough for a fake).
-    fn apply_patch(user: &mut Value, ops: &[Value]) {
-        for op in ops {
-            let path = op["path"].as_str().unwrap();
-            let Value::Object(map) = user else { panic!() };
-            match op["op"].as_str().unwrap() {
-                "replace" | "add" if path == "emails" || path == "phoneNumbers" => {
-                    let list = map.entry(path).or_insert(json!([]));
-                    list.as_array_mut()
-                        .unwrap()
-                        .extend(op["value"].as_array().unwrap().iter().cloned());
-                }
-                "replace" | "add" => {
-                    write_path(map, &parse_path(path).unwrap(), op["value"].clone());
-                }
-                "remove" => match parse_path(path).unwrap() {
-                    AttrPath::Attr(a) => {
-                        map.remove(a);
-                    }
-                    AttrPath::Sub(a, b) | AttrPath::Ext { urn: a, attr: b } => {
-                        if let Some(Value::Object(m)) = map.get_mut(a) {
-                            m.remove(b);
-                        }
-                    }
-                    AttrPath::Typed { attr, kind, .. } => {
-                        if let Some(Value::Array(items)) = map.get_mut(attr) {
-                            items.retain(|e| e["type"] != kind.as_str());
-                        }
-                    }
-                },
-                other => panic!("op {other}"),
-            }
-        }
-    }
-
-    async fn patch(
-        State(f): S,
-        h: HeaderMap,
-        AxPath(id): AxPath<String>,
-        body: Bytes,
-    ) -> AxResponse {
-        let body: Value = serde_json::from_slice(&body).unwrap();
-        f.record("PATCH", format!("/Users/{id}"), Some(body.clone()), &h);
-        let mut users = f.users.lock().unwrap();
-        let Some(user) = users.iter_mut().find(|u| u["id"] == id.as_str()) else {
-            return scim_error(StatusCode::NOT_FOUND, "", "not found");
-        };
-        if let Some(change) = f.concurrent_write.lock().unwrap().take() {
-            bump(user);
-            if let Some((path, value)) = change {
-                let Value::Object(map) = user else { panic!() };
-                write_path(map, &parse_path(&path).unwrap(), value);
-            }
-        }
-        if f.etags.load(Ordering::SeqCst)
-            && let Some(tag) = h.get("if-match")
-        {
-            {
-                if tag.to_str().unwrap() != version(user) {
-                    return scim_error(StatusCode::PRECONDITION_FAILED, "", "version mismatch");
-                }
-            }
-        }
-        apply_patch(user, body["Operations"].as_array().unwrap());
-        bump(user);
-        // Like scim2-server: 204 and no body.
-        StatusCode::NO_CONTENT.into_response()
-    }
-
-    async fn delete(State(f): S, h: HeaderMap, AxPath(id): AxPath<String>) -> AxResponse {
-        f.record("DELETE", format!("/Users/{id}"), None, &h);
-        let mut users = f.users.lock().unwrap();
-        let before = users.len();
-        users.retain(|u| u["id"] != id.as_str());
-        if users.len() == before {
-            return scim_error(StatusCode::NOT_FOUND, "", "not found");
-        }
-        StatusCode::NO_CONTENT.into_response()
-    }
-
-    async fn spc(State(f): S) -> axum::Json<Value> {
-        axum::Json(json!({"etag": {"supported": f.etags.load(Ordering::SeqCst)}}))
-    }
-
-    async fn fake() -> (Arc<Fake>, ScimTarget) {
-        let f = Arc::new(Fake::default());
-        let app = Router::new()
-            .route("/t/v2/Users", get(list).post(create))
-            .route("/t/v2/Users/{id}", get(get_one).patch(patch).delete(delete))
-            .route("/t/v2/ServiceProviderConfig", get(spc))
-            .with_state(f.clone());
-        let base = testing::serve(app).await;
-        let client = testing::builder(&format!("{base}/t/v2"))
-            .auth(Auth::Bearer(SecretString::from("t")))
-            .media_type(MEDIA_TYPE, MEDIA_TYPE)
-            .build()
-            .unwrap();
+    async fn fake() -> (ScimEmulator, ScimTarget) {
+        let f = ScimEmulator::start().await;
+        let client = f.client_builder().build().unwrap();
         (f, ScimTarget::new(client))
     }
 
@@ -1221,7 +946,7 @@ mod tests {
         for n in 0..7 {
             f.insert(user(n));
         }
-        *f.max_count.lock().unwrap() = Some(3);
+        f.set_max_count(Some(3));
         let accounts = t.list().await.unwrap();
         assert_eq!(accounts.len(), 7);
         assert_eq!(accounts[6].fields["userName"], "user6");
@@ -1229,10 +954,14 @@ mod tests {
             accounts[0].fields["emails[type eq \"work\"].value"],
             "user0@x.io"
         );
-        let gets = f.requests("GET");
-        assert_eq!(gets.len(), 3, "{gets:?}");
-        assert!(gets[1].0.contains("\"startIndex\": \"4\""), "{gets:?}");
-        assert!(gets[2].0.contains("\"startIndex\": \"7\""), "{gets:?}");
+        assert_eq!(
+            f.log().lines(),
+            [
+                "GET /t/v2/Users?startIndex=1&count=500",
+                "GET /t/v2/Users?count=500&startIndex=4",
+                "GET /t/v2/Users?count=500&startIndex=7",
+            ]
+        );
 
         let source = ScimSource::new(t.client().clone(), Some("userName eq \"user3\"".into()));
         let records = source.read().await.unwrap();
@@ -1245,8 +974,7 @@ mod tests {
     async fn creates_with_schemas_and_nested_attributes() {
         let (f, t) = fake().await;
         let id = apply(&t, vec![create_op("ann")]).await.remove(0).unwrap();
-        let posts = f.requests("POST");
-        let body = posts[0].1.clone().unwrap();
+        let body = f.log().method("POST")[0].body.clone().unwrap();
         assert_eq!(body["schemas"], json!([CORE_USER, ENTERPRISE_USER]));
         assert_eq!(body["name"]["givenName"], "Ann");
         assert_eq!(
@@ -1263,16 +991,19 @@ mod tests {
     #[tokio::test]
     async fn a_create_whose_answer_was_lost_is_found_not_duplicated() {
         let (f, t) = fake().await;
-        f.drop_create.store(true, Ordering::SeqCst);
+        f.faults()
+            .on(Match::post("/Users"))
+            .inject(Fault::LoseResponse);
         let results = apply(&t, vec![create_op("bob")]).await;
         let id = results[0].clone().unwrap();
-        assert_eq!(f.users.lock().unwrap().len(), 1);
-        assert_eq!(f.users.lock().unwrap()[0]["id"], id.as_str());
-        assert_eq!(f.requests("POST").len(), 1);
-        let lookup = &f.requests("GET")[0].0;
-        assert!(
-            lookup.contains(r#""filter": "userName eq \"bob\"""#),
-            "{lookup}"
+        assert_eq!(f.users().len(), 1);
+        assert_eq!(f.users()[0]["id"], id.as_str());
+        assert_eq!(
+            f.log().lines(),
+            [
+                "POST /t/v2/Users",
+                r#"GET /t/v2/Users?filter=userName eq "bob""#
+            ]
         );
         assert_eq!(t.client().stats().ambiguous, 1);
     }
@@ -1280,10 +1011,15 @@ mod tests {
     #[tokio::test]
     async fn a_409_on_create_is_looked_up_and_taken() {
         let (f, t) = fake().await;
-        f.conflict_create.store(true, Ordering::SeqCst);
+        f.faults()
+            .on(Match::post("/Users"))
+            .inject(Fault::AfterApply {
+                status: 409,
+                body: r#"{"status": "409", "scimType": "uniqueness", "detail": "exists"}"#.into(),
+            });
         let id = apply(&t, vec![create_op("cy")]).await.remove(0).unwrap();
-        assert_eq!(f.users.lock().unwrap().len(), 1);
-        assert_eq!(f.users.lock().unwrap()[0]["id"], id.as_str());
+        assert_eq!(f.users().len(), 1);
+        assert_eq!(f.users()[0]["id"], id.as_str());
     }
 
     #[tokio::test]
@@ -1304,7 +1040,7 @@ mod tests {
             removal: false,
         }];
         apply(&t, ops).await.remove(0).unwrap();
-        let body = f.requests("PATCH")[0].1.clone().unwrap();
+        let body = f.log().method("PATCH")[0].body.clone().unwrap();
         assert_eq!(
             body,
             json!({"schemas": [PATCH_OP], "Operations": [
@@ -1325,7 +1061,7 @@ mod tests {
             removal: true,
         };
         apply(&t, vec![deactivate]).await.remove(0).unwrap();
-        let body = f.requests("PATCH")[1].1.clone().unwrap();
+        let body = f.log().method("PATCH")[1].body.clone().unwrap();
         assert_eq!(
             body["Operations"],
             json!([{"op": "replace", "path": "active", "value": false}])
@@ -1338,7 +1074,7 @@ mod tests {
         )
         .await;
         assert!(results.iter().all(Result::is_ok), "{results:?}");
-        assert!(f.users.lock().unwrap().is_empty());
+        assert!(f.users().is_empty());
     }
 
     #[tokio::test]
@@ -1354,7 +1090,7 @@ mod tests {
             removal: false,
         };
         apply(&t, vec![op]).await.remove(0).unwrap();
-        let body = f.requests("PATCH")[0].1.clone().unwrap();
+        let body = f.log().method("PATCH")[0].body.clone().unwrap();
         assert_eq!(
             body["Operations"],
             json!([{"op": "add", "path": "emails", "value": [{"type": "work", "value": "dee@x.io"}]}])
@@ -1376,22 +1112,22 @@ mod tests {
     #[tokio::test]
     async fn a_412_with_the_planned_values_intact_retries_with_the_new_version() {
         let (f, t) = fake().await;
-        f.etags.store(true, Ordering::SeqCst);
+        f.set_etags(true);
         let mut u = user(1);
         u["title"] = json!("Agent");
         let id = f.insert(u)["id"].as_str().unwrap().to_string();
         t.list().await.unwrap();
         // Someone else changed another attribute: the version moved, the title did not.
-        *f.concurrent_write.lock().unwrap() = Some(Some(("displayName".into(), json!("X"))));
+        f.concurrent_write_before_next_patch(Some(("displayName", json!("X"))));
         apply(&t, vec![rename(&id, "Agent", "Lead")])
             .await
             .remove(0)
             .unwrap();
-        let patches = f.requests("PATCH");
+        let patches = f.log().method("PATCH");
         assert_eq!(patches.len(), 2);
-        assert_eq!(patches[0].2.as_deref(), Some("W/\"1\""));
-        assert_eq!(patches[1].2.as_deref(), Some("W/\"2\""));
-        let users = f.users.lock().unwrap();
+        assert_eq!(patches[0].header("if-match"), Some("W/\"1\""));
+        assert_eq!(patches[1].header("if-match"), Some("W/\"2\""));
+        let users = f.users();
         assert_eq!(users[0]["title"], "Lead");
         assert_eq!(users[0]["displayName"], "X");
     }
@@ -1399,7 +1135,7 @@ mod tests {
     #[tokio::test]
     async fn a_412_with_changed_values_fails_that_operation_only() {
         let (f, t) = fake().await;
-        f.etags.store(true, Ordering::SeqCst);
+        f.set_etags(true);
         let mut a = user(1);
         a["title"] = json!("Agent");
         let a = f.insert(a)["id"].as_str().unwrap().to_string();
@@ -1407,7 +1143,7 @@ mod tests {
         b["title"] = json!("Agent");
         let b = f.insert(b)["id"].as_str().unwrap().to_string();
         t.list().await.unwrap();
-        *f.concurrent_write.lock().unwrap() = Some(Some(("title".into(), json!("Boss"))));
+        f.concurrent_write_before_next_patch(Some(("title", json!("Boss"))));
         let opts = ApplyOptions {
             parallelism: 1,
             ..Default::default()
@@ -1425,7 +1161,7 @@ mod tests {
             format!("account {a}: title changed in the target since the plan: run plan again")
         );
         assert!(results[1].1.is_ok());
-        let users = f.users.lock().unwrap();
+        let users = f.users();
         assert_eq!(users[0]["title"], "Boss");
         assert_eq!(users[1]["title"], "Lead");
     }
@@ -1439,13 +1175,13 @@ mod tests {
             .await
             .remove(0)
             .unwrap();
-        assert_eq!(f.requests("PATCH")[0].2, None);
+        assert_eq!(f.log().method("PATCH")[0].header("if-match"), None);
     }
 
     #[tokio::test]
     async fn a_bad_token_says_so() {
         let (f, t) = fake().await;
-        f.unauthorized.store(true, Ordering::SeqCst);
+        f.set_unauthorized(true);
         let err = t.list().await.unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("GET /t/v2/Users?startIndex=1&count=500 failed: 401 Unauthorized: Authorization failure; check the token"), "{msg}");
@@ -1468,6 +1204,6 @@ mod tests {
             hit.into_inner().unwrap()[0],
             Err(ConnectorError::Cancelled)
         ));
-        assert!(f.requests("POST").is_empty());
+        assert!(f.log().method("POST").is_empty());
     }
 }

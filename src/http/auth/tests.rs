@@ -18,7 +18,7 @@ use url::Url;
 
 use super::jwt::RsaSigner;
 use super::*;
-use crate::http::testing::{builder, fast_policy, serve};
+use crate::testkit::{builder, fast_policy, serve};
 use crate::http::{HttpClient, HttpError, Request, redact};
 
 const KEY_PKCS8: &str = include_str!("testdata/test-key.pem");

@@ -1,7 +1,5 @@
 //! Unit-bearing config strings: rate limits, durations and the mass-removal limit.
 
-#![allow(clippy::unwrap_used)]
-
 use std::time::Duration;
 
 use headcount::config::{MaxRemovals, parse_duration, parse_max_removals, parse_rate_limit};

@@ -1,7 +1,5 @@
 //! `headcount init` starters: every source × target combination loads and validates as written.
 
-#![allow(clippy::unwrap_used)]
-
 use headcount::config;
 use headcount::connectors::{SourceKind, TargetKind};
 

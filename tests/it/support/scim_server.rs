@@ -11,7 +11,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long the server may take to answer after being spawned.
@@ -25,7 +25,6 @@ pub struct ScimServer {
     /// Closing it (process exit) makes the wrapper shell kill the server.
     _stdin: Mutex<ChildStdin>,
     _child: Mutex<Child>,
-    pub log: PathBuf,
 }
 
 impl ScimServer {
@@ -57,33 +56,44 @@ pub fn venv_dir() -> PathBuf {
     home.join(".cache/headcount-it/venv")
 }
 
-/// The shared server, started on first use. `None` (after printing why) when the venv is
-/// missing outside CI: the caller skips its test. Under CI a missing venv is a failure.
+/// The shared server, started on first use. `None` when the venv is missing outside CI, after
+/// [`super::missing_prerequisite`] printed a visible `SKIPPED:` line; under CI that fails the
+/// test instead.
 pub fn server() -> Option<&'static ScimServer> {
-    static SERVER: OnceLock<Result<ScimServer, String>> = OnceLock::new();
-    let result = SERVER.get_or_init(start);
-    match result {
+    static SERVER: OnceLock<Result<ScimServer, Start>> = OnceLock::new();
+    match SERVER.get_or_init(start) {
         Ok(s) => Some(s),
-        Err(e) if e.starts_with("SKIP") => {
-            assert!(
-                !super::under_ci(),
-                "{e}\n(CI is set, so a missing scim2-server is a failure: run ./scripts/start-scim.sh)"
-            );
-            eprintln!("{e}");
+        Err(Start::Missing(why)) => {
+            super::missing_prerequisite(why);
             None
         }
-        Err(e) => panic!("{e}"),
+        Err(Start::Failed(e)) => panic!("{e}"),
     }
 }
 
-fn start() -> Result<ScimServer, String> {
+/// One real-server test at a time in the test binary: they share one single-threaded Python
+/// server and two cores, and the kill/SIGTERM tests need their timing undisturbed.
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Why the server is not there.
+enum Start {
+    /// Not installed: a missing prerequisite.
+    Missing(String),
+    /// Installed but did not come up: always a failure.
+    Failed(String),
+}
+
+fn start() -> Result<ScimServer, Start> {
     let venv = venv_dir();
     let exe = venv.join("bin/scim2-server");
     if !exe.exists() {
-        return Err(format!(
-            "SKIP: scim2-server is not installed at {} — run ./scripts/start-scim.sh (or set HEADCOUNT_SCIM_VENV) to run the SCIM integration tests",
+        return Err(Start::Missing(format!(
+            "scim2-server is not installed at {}: run ./scripts/start-scim.sh (or set HEADCOUNT_SCIM_VENV)",
             exe.display()
-        ));
+        )));
     }
     let token = format!(
         "hc-test-{}-{}",
@@ -100,9 +110,9 @@ fn start() -> Result<ScimServer, String> {
             Err(e) => last_error = e,
         }
     }
-    Err(format!(
+    Err(Start::Failed(format!(
         "scim2-server did not start after {START_ATTEMPTS} attempts: {last_error}"
-    ))
+    )))
 }
 
 fn free_port() -> Result<u16, String> {
@@ -173,7 +183,6 @@ wait "$pid" 2>/dev/null
         token: token.to_string(),
         _stdin: Mutex::new(stdin),
         _child: Mutex::new(child),
-        log,
     })
 }
 

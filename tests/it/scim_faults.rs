@@ -7,9 +7,9 @@
 //! The figures of the fault runs are printed in one block each (for BENCHMARKS.md) and written
 //! to `target/fault-figures.json` (1,000 creates) and `target/fault-figures-changes.json`
 //! (updates, deactivations, reactivations, deletes). Run with
-//! `cargo test --release --test scim_faults -- --nocapture --test-threads=1`.
+//! `cargo test --release --test it scim_faults -- --nocapture --test-threads=1`.
 
-mod support;
+use crate::support;
 
 use std::fs::File;
 use std::process::Stdio;
@@ -25,16 +25,6 @@ const FAULT_RATE: f64 = 0.20;
 const MAX_RUNS: usize = 3;
 /// Per-run limit of the binary; the whole test stays around a minute on 2 cores.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
-
-/// The two heavy tests share one single-threaded Python server and two cores: one at a time,
-/// so neither slows the other (and the figures mean something).
-static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn heavy() -> std::sync::MutexGuard<'static, ()> {
-    HEAVY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// The apply of the fault tests: four operations at a time (also the default).
 const APPLY: &[&str] = &["apply", "--auto-approve", "--parallelism", "4"];
@@ -225,7 +215,7 @@ fn thousand_accounts_through_twenty_percent_faults_converge() {
     let Some(server) = support::scim_server::server() else {
         return;
     };
-    let _one_at_a_time = heavy();
+    let _one_at_a_time = support::scim_server::exclusive();
     let rt = support::runtime();
     let tenant = server.new_tenant("faults");
     let direct = ScimClient::new(&tenant, &server.token);
@@ -265,7 +255,7 @@ fn updates_deactivations_reactivations_and_deletes_through_faults_converge() {
     let Some(server) = support::scim_server::server() else {
         return;
     };
-    let _one_at_a_time = heavy();
+    let _one_at_a_time = support::scim_server::exclusive();
     let rt = support::runtime();
     let tenant = server.new_tenant("faults-changes");
     let direct = ScimClient::new(&tenant, &server.token);
@@ -333,7 +323,7 @@ fn kill_mid_apply_then_apply_again_converges() {
     let Some(server) = support::scim_server::server() else {
         return;
     };
-    let _one_at_a_time = heavy();
+    let _one_at_a_time = support::scim_server::exclusive();
     let rt = support::runtime();
     let tenant = server.new_tenant("crash");
     let direct = ScimClient::new(&tenant, &server.token);
@@ -439,7 +429,12 @@ fn fault_proxy_injects_each_kind_and_catches_early_retries() {
     let Some(server) = support::scim_server::server() else {
         return;
     };
-    let rt = support::runtime();
+    let _one_at_a_time = support::scim_server::exclusive();
+    // Current-thread, so that the tokio clock can be paused and moved past a Retry-After.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let tenant = server.new_tenant("proxy-self-test");
     let direct = ScimClient::new(&tenant, &server.token);
     let proxy = FaultProxy::start(rt.handle(), &server.origin(), FaultConfig::default());
@@ -465,9 +460,11 @@ fn fault_proxy_injects_each_kind_and_catches_early_retries() {
         let r = get().await.expect("429 again");
         assert_eq!(r.status().as_u16(), 429);
         assert_eq!(proxy.stats().violations.len(), 1, "{:?}", proxy.stats());
-        // Re-sent after Retry-After (this client honours it by waiting): no violation.
+        // Re-sent after Retry-After (the clock moved past it, no real wait): no violation.
         proxy.set_rate(0.0);
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_millis(1100)).await;
+        tokio::time::resume();
         let r = get().await.expect("after waiting");
         assert_eq!(r.status().as_u16(), 200);
         let stats = proxy.stats();

@@ -1,10 +1,10 @@
 //! The `headcount` binary against a real SCIM 2.0 server (`scim2-server` from PyPI, installed by
-//! `scripts/start-scim.sh`), no proxy. One server per test binary, one tenant per test; the
+//! `scripts/start-scim.sh`), no proxy. One server per test binary, one tenant per test, one real-server test at a time; the
 //! server state is checked with plain HTTP after every step.
 //!
 //! Without the venv these tests skip (with a message), unless `CI` is set.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -16,11 +16,13 @@ struct Case {
     rt: tokio::runtime::Runtime,
     work: Workspace,
     scim: ScimClient,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Case {
     fn new(label: &str) -> Option<Case> {
         let server = support::scim_server::server()?;
+        let one_at_a_time = support::scim_server::exclusive();
         let base = server.new_tenant(label);
         let work = Workspace::new(&base, &server.token, ConfigOptions::default());
         let scim = ScimClient::new(&base, &server.token);
@@ -28,6 +30,7 @@ impl Case {
             rt: support::runtime(),
             work,
             scim,
+            _one_at_a_time: one_at_a_time,
         })
     }
 

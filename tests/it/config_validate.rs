@@ -1,8 +1,6 @@
 //! Semantic validation of configs (SPEC sections 4 and 12): names, fields, identity, CEL,
 //! limits, units; and the secrets check used by `validate --online`.
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::{Path, PathBuf};
 
 use headcount::config::{self, ConfigErrors, LoadedConfig, ManagePolicy, Validated};

@@ -6,7 +6,7 @@
 //! Without the venv (`./scripts/start-scim.sh`) these tests skip with a message, unless `CI` is
 //! set. Everything talks only to 127.0.0.1 and every wait is a poll with a deadline.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::process::Child;
@@ -16,16 +16,6 @@ use serde_json::{Value, json};
 use support::fault_proxy::{FaultConfig, FaultProxy, Match, OutOfBand, Rule, RuleAction};
 use support::scim_server::ScimServer;
 use support::{ConfigOptions, Output, Person, ScimClient, Workspace, assert_server_matches};
-
-/// One test at a time: they share one Python server and two cores, and the SIGTERM test needs
-/// its timing undisturbed.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// A fresh tenant, the fault proxy in front of the server (no faults unless a test sets them),
 /// a workspace whose config points at the proxy, and a direct client to the tenant.
@@ -242,7 +232,7 @@ fn wait_for_users(c: &Case, child: &mut Running, n: u64, limit: Duration) -> u64
 fn sigterm_mid_apply_saves_every_finished_create_and_a_rerun_converges() {
     const PEOPLE: usize = 600;
     const KILL_AT: u64 = 100;
-    let _serial = serial();
+    let _one_at_a_time = support::scim_server::exclusive();
     let Some(c) = Case::new(
         "sigterm",
         FaultConfig {
@@ -364,7 +354,7 @@ fn sigterm_mid_apply_saves_every_finished_create_and_a_rerun_converges() {
 #[test]
 fn one_rejected_create_fails_alone_and_stays_planned() {
     const REJECTED: &str = "user00007";
-    let _serial = serial();
+    let _one_at_a_time = support::scim_server::exclusive();
     let Some(c) = Case::new("partial", FaultConfig::default()) else {
         return;
     };
@@ -442,7 +432,7 @@ fn one_rejected_create_fails_alone_and_stays_planned() {
 
 #[test]
 fn concurrent_change_between_plan_and_apply_is_merged_or_refused() {
-    let _serial = serial();
+    let _one_at_a_time = support::scim_server::exclusive();
     let Some(c) = Case::new("etag", FaultConfig::default()) else {
         return;
     };

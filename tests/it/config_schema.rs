@@ -1,7 +1,5 @@
 //! The committed JSON Schema must be exactly what the types generate (SPEC section 4).
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::PathBuf;
 
 fn committed_path() -> PathBuf {
@@ -20,7 +18,7 @@ fn committed_schema_is_up_to_date() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "schemas/headcount.schema.json is out of date with the config types: run `headcount schema > schemas/headcount.schema.json` (or `UPDATE_SCHEMA=1 cargo test --test config_schema`) and commit the result"
+        "schemas/headcount.schema.json is out of date with the config types: run `headcount schema > schemas/headcount.schema.json` (or `UPDATE_SCHEMA=1 cargo test --test it config_schema`) and commit the result"
     );
 }
 

@@ -1,7 +1,5 @@
 //! Loading config files: syntax, version, unknown keys, secrets, budgets (SPEC sections 4, 13).
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::{Path, PathBuf};
 
 use headcount::config::{self, ConfigError, ErrorKind, SecretRef};

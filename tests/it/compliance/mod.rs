@@ -1,0 +1,6 @@
+//! The connector compliance suite (`headcount::testkit::compliance`) wired for every connector:
+//! each file implements the harness of one kind and invokes the suite macro once.
+
+mod csv;
+mod csv_export;
+mod scim;

@@ -1,0 +1,17 @@
+//! The integration tests, as one test binary (one link instead of ten; `cargo test --test it`).
+//! Fixtures live in `tests/fixtures/`; `support/` starts the real scim2-server and holds the
+//! fault-injecting proxy; `compliance/` runs the connector compliance suite of the testkit.
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod compliance;
+mod config_init;
+mod config_load;
+mod config_schema;
+mod config_units;
+mod config_validate;
+mod scim_apply;
+mod scim_faults;
+mod scim_real;
+mod state_kill;
+mod support;
