@@ -1,6 +1,6 @@
 //! `apply`: plan + confirm + apply, or apply a saved plan exactly (refusing a stale one).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +17,7 @@ use super::args::{ApplyArgs, Cli};
 use super::plan_cmd::read_plan;
 use super::{EXIT_ERROR, EXIT_OK, Ui};
 
-pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
+pub(crate) async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
     if args.planfile.is_some() && !args.syncs.is_empty() {
         anyhow::bail!(
             "--sync cannot be combined with a plan file: the plan already says which syncs it covers"
@@ -53,9 +53,9 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
                 .await?;
             let doc = engine.document(&planned, state.as_ref());
             if args.json {
-                emit_json(&serde_json::json!({"type": "plan", "plan": &doc}));
+                emit_json(&serde_json::json!({"type": "plan", "plan": &doc}))?;
             } else {
-                print!(
+                out!(
                     "{}",
                     render::text(&doc, &render::TextOptions { color: ui.color })
                 );
@@ -68,12 +68,12 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
                 if args.json {
                     emit_json(
                         &serde_json::json!({"type": "summary", "applied": 0, "failed": 0, "interrupted": false, "failures": []}),
-                    );
+                    )?;
                 }
                 return Ok(EXIT_OK);
             }
             if !args.auto_approve && !confirm()? {
-                println!("Apply cancelled.");
+                outln!("Apply cancelled.");
                 return Ok(EXIT_ERROR);
             }
             let secrets = Engine::secrets(&planned);
@@ -135,9 +135,9 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
                 if args.json {
                     emit_json(
                         &serde_json::json!({"type": "summary", "applied": 0, "failed": 0, "interrupted": false, "failures": []}),
-                    );
+                    )?;
                 } else {
-                    println!("No changes in the plan. Nothing to apply.");
+                    outln!("No changes in the plan. Nothing to apply.");
                 }
                 return Ok(EXIT_OK);
             }
@@ -165,6 +165,7 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
         .unwrap_or_else(|| std::path::PathBuf::from("audit.jsonl"));
     let audit = AuditLog::open(&audit_path)?;
     let audit_failed = AtomicBool::new(false);
+    let stdout_failed = AtomicBool::new(false);
     let commit = doc.config.git.as_ref().map(|g| g.commit.clone());
 
     let options = ApplyOptions {
@@ -178,10 +179,14 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
             && let Err(e) = audit.append(event, commit.as_deref())
             && !audit_failed.swap(true, Ordering::SeqCst)
         {
-            eprintln!("warning: {e}");
+            errln!("warning: {e}");
         }
-        if args.json {
-            emit_json(&serde_json::json!({"type": "operation", "event": event}));
+        // The apply goes on whatever happens to stdout: a failure is reported once.
+        if args.json
+            && let Err(e) = emit_json(&serde_json::json!({"type": "operation", "event": event}))
+            && !stdout_failed.swap(true, Ordering::SeqCst)
+        {
+            errln!("warning: cannot write to stdout: {e}");
         }
         progress.inc();
     };
@@ -220,7 +225,7 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
     http.sort_by(|a, b| a.0.cmp(b.0));
     if args.json {
         for (name, stats) in &http {
-            emit_json(&serde_json::json!({"type": "http", "target": name, "stats": stats}));
+            emit_json(&serde_json::json!({"type": "http", "target": name, "stats": stats}))?;
         }
         emit_json(&serde_json::json!({
             "type": "summary",
@@ -228,9 +233,9 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
             "failed": report.failures.len(),
             "interrupted": interrupted,
             "failures": &report.failures,
-        }));
+        }))?;
     } else {
-        print_report(&doc, &report, ui);
+        print_report(&doc, &report, ui)?;
         for (name, stats) in &http {
             ui.note(format!("target `{name}`: {stats}"));
         }
@@ -246,8 +251,9 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
 }
 
 /// Prints one JSON object on its own line (the `--json` event stream).
-fn emit_json(value: &serde_json::Value) {
-    println!("{value}");
+fn emit_json(value: &serde_json::Value) -> std::io::Result<()> {
+    outln!("{value}");
+    Ok(())
 }
 
 /// Sets `cancel` on the first SIGINT or SIGTERM, so that no new operation starts; those in
@@ -275,9 +281,7 @@ async fn watch_signals(cancel: Arc<AtomicBool>, quiet: bool) {
     }
     cancel.store(true, Ordering::SeqCst);
     if !quiet {
-        eprintln!(
-            "\nInterrupt received: finishing the operations in flight and saving the state..."
-        );
+        errln!("\nInterrupt received: finishing the operations in flight and saving the state...");
     }
 }
 
@@ -322,10 +326,10 @@ impl Progress {
 }
 
 fn confirm() -> anyhow::Result<bool> {
-    print!(
+    out!(
         "\nDo you want to apply these changes?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
     );
-    std::io::stdout().flush()?;
+    super::out::flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim() == "yes")
@@ -359,18 +363,18 @@ fn check_secrets_present(doc: &PlanDocument, secrets: &apply::Secrets) -> anyhow
     Ok(())
 }
 
-fn print_report(doc: &PlanDocument, report: &ApplyReport, ui: &Ui) {
+fn print_report(doc: &PlanDocument, report: &ApplyReport, ui: &Ui) -> std::io::Result<()> {
     for (sync, counts) in &report.applied {
         let parts: Vec<String> = counts
             .iter()
             .map(|(a, n)| format!("{n} {}", past(*a)))
             .collect();
-        println!("{sync}: {}", parts.join(", "));
+        outln!("{sync}: {}", parts.join(", "));
     }
     if !report.failures.is_empty() {
-        println!("\n{} operation(s) failed:", report.failures.len());
+        outln!("\n{} operation(s) failed:", report.failures.len());
         for f in &report.failures {
-            println!(
+            outln!(
                 "  {} {} {}{}: {}",
                 f.sync,
                 f.action,
@@ -385,11 +389,12 @@ fn print_report(doc: &PlanDocument, report: &ApplyReport, ui: &Ui) {
         ui.note("The operations that succeeded are recorded in the state; run `headcount plan` to see what is left.");
     }
     let total: usize = doc.total_changes();
-    println!(
+    outln!(
         "\nApply complete! {} of {total} change(s) applied, {} failed.",
         report.succeeded(),
         report.failures.len()
     );
+    Ok(())
 }
 
 fn past(a: headcount::plan::Action) -> &'static str {

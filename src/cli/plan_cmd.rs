@@ -10,7 +10,7 @@ use headcount::render;
 use super::args::{Cli, Format, PlanArgs, ShowArgs};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Ui};
 
-pub async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<u8> {
+pub(crate) async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<u8> {
     let engine = Engine::open(&cli.config, ui.color_stderr)?;
     for w in &engine.warnings {
         ui.note(format!("warning: {w}"));
@@ -78,13 +78,13 @@ pub async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<u8> {
             out.display()
         ));
     }
-    print!("{}", render_doc(&doc, args.format, ui));
+    out!("{}", render_doc(&doc, args.format, ui));
     Ok(exit_code(&doc, args.detailed_exitcode, args.strict))
 }
 
 /// The exit code of a plan: errors and (with --strict) invalid records are 1; changes are 2
 /// only with --detailed-exitcode.
-pub fn exit_code(doc: &PlanDocument, detailed: bool, strict: bool) -> u8 {
+pub(crate) fn exit_code(doc: &PlanDocument, detailed: bool, strict: bool) -> u8 {
     if doc.has_errors() || (strict && doc.has_invalid()) {
         EXIT_ERROR
     } else if detailed && doc.total_changes() > 0 {
@@ -94,7 +94,7 @@ pub fn exit_code(doc: &PlanDocument, detailed: bool, strict: bool) -> u8 {
     }
 }
 
-pub fn render_doc(doc: &PlanDocument, format: Format, ui: &Ui) -> String {
+pub(crate) fn render_doc(doc: &PlanDocument, format: Format, ui: &Ui) -> String {
     match format {
         Format::Text => render::text(doc, &render::TextOptions { color: ui.color }),
         Format::Markdown => render::markdown(doc, render::MARKDOWN_LIMIT),
@@ -107,7 +107,7 @@ pub fn render_doc(doc: &PlanDocument, format: Format, ui: &Ui) -> String {
 }
 
 /// Writes the plan document atomically (a half-written plan must never be applied).
-pub fn write_plan(path: &Path, doc: &PlanDocument) -> anyhow::Result<()> {
+pub(crate) fn write_plan(path: &Path, doc: &PlanDocument) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(doc)?;
     text.push('\n');
     let dir = path
@@ -126,7 +126,7 @@ pub fn write_plan(path: &Path, doc: &PlanDocument) -> anyhow::Result<()> {
 }
 
 /// Reads a saved plan, refusing formats this build does not know.
-pub fn read_plan(path: &Path) -> anyhow::Result<PlanDocument> {
+pub(crate) fn read_plan(path: &Path) -> anyhow::Result<PlanDocument> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the plan file {}", path.display()))?;
     let raw: serde_json::Value = serde_json::from_str(&text).with_context(|| {
@@ -150,8 +150,8 @@ pub fn read_plan(path: &Path) -> anyhow::Result<PlanDocument> {
         .with_context(|| format!("{} is not a valid plan document", path.display()))
 }
 
-pub fn show(args: &ShowArgs, ui: &Ui) -> anyhow::Result<u8> {
+pub(crate) fn show(args: &ShowArgs, ui: &Ui) -> anyhow::Result<u8> {
     let doc = read_plan(&args.planfile)?;
-    print!("{}", render_doc(&doc, args.format, ui));
+    out!("{}", render_doc(&doc, args.format, ui));
     Ok(EXIT_OK)
 }

@@ -15,7 +15,7 @@ fn store(cli: &Cli) -> anyhow::Result<StateStore> {
     ))
 }
 
-pub fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
+pub(crate) fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
     let store = store(cli)?;
     match cmd {
         StateCommand::List { sync } => {
@@ -30,7 +30,7 @@ pub fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
                 if sync.as_ref().is_some_and(|s| *s != row.sync) {
                     continue;
                 }
-                println!("{row}");
+                outln!("{row}");
             }
             Ok(EXIT_OK)
         }
@@ -42,7 +42,7 @@ pub fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
                 );
             };
             let account = state.show_account(id)?;
-            println!("{}", serde_json::to_string_pretty(&account)?);
+            outln!("{}", serde_json::to_string_pretty(&account)?);
             Ok(EXIT_OK)
         }
         StateCommand::Forget { id } => {
@@ -56,18 +56,22 @@ pub fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
             let op = state.forget_account(id)?;
             state.apply_op(&op);
             store.commit(&guard, &mut state)?;
-            println!(
+            outln!(
                 "Forgot {id}: headcount no longer manages it; the account itself was not changed."
             );
             Ok(EXIT_OK)
         }
         StateCommand::Unlock => {
             match store.force_unlock()? {
-                Some(info) => println!(
+                Some(info) => outln!(
                     "Removed the lock held by {} (pid {} on {}, {} since {}).",
-                    info.holder, info.pid, info.host, info.operation, info.created_at
+                    info.holder,
+                    info.pid,
+                    info.host,
+                    info.operation,
+                    info.created_at
                 ),
-                None => println!("The state is not locked."),
+                None => outln!("The state is not locked."),
             }
             Ok(EXIT_OK)
         }
