@@ -1,11 +1,12 @@
 //! `plan` and `show`.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
 use headcount::engine::Engine;
 use headcount::plan::{FORMAT_VERSION, PlanDocument};
-use headcount::render;
+use headcount::{render, util};
 
 use super::args::{Cli, Format, PlanArgs, ShowArgs};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Ui};
@@ -114,13 +115,25 @@ pub(crate) fn write_plan(path: &Path, doc: &PlanDocument) -> anyhow::Result<()> 
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    util::create_private_dir_all(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("plan"),
         std::process::id()
     ));
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    // The plan lists people and their field values: owner-only from the first byte.
+    let written = (|| {
+        let mut options = util::private_file_options();
+        options.write(true).create(true).truncate(true);
+        let mut file = util::open_private(&options, &tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
+    }
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! an append can leave a trailing line without its newline: if it is a whole op it is kept (the
 //! target operation did happen), otherwise it is ignored (that op was never confirmed).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -98,19 +98,10 @@ pub(crate) fn create(path: &Path, base: &State) -> Result<Journal, StateError> {
 
     let tmp = temp_path(path);
     let result = (|| {
-        let mut options = OpenOptions::new();
+        let mut options = crate::util::private_file_options();
         options.append(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(&tmp)
+        let mut file = crate::util::open_private(&options, &tmp)
             .map_err(StateError::io("create the journal", &tmp))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            file.set_permissions(fs::Permissions::from_mode(0o600))
-                .map_err(StateError::io("set the mode of the journal", &tmp))?;
-        }
         file.write_all(&line)
             .and_then(|()| file.sync_all())
             .map_err(StateError::io("write the journal", &tmp))?;
