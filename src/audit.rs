@@ -57,10 +57,6 @@ impl AuditLog {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Appends one event as one line (a single write, so concurrent runs never interleave
     /// within a line).
     pub fn append(&self, event: &OpEvent, config_commit: Option<&str>) -> Result<(), AuditError> {

@@ -25,8 +25,6 @@ pub enum EngineError {
     State(#[from] crate::state::StateError),
     #[error("{0}")]
     Usage(String),
-    #[error("{0}")]
-    Stale(String),
 }
 
 /// A loaded, validated config and its state store.

@@ -7,7 +7,7 @@ use super::{HttpClient, HttpClientBuilder, RetryPolicy};
 
 /// Serves `app` on an ephemeral 127.0.0.1 port; returns `http://127.0.0.1:PORT`. The server
 /// stops with the test's runtime.
-pub async fn serve(app: axum::Router) -> String {
+pub(crate) async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -17,7 +17,7 @@ pub async fn serve(app: axum::Router) -> String {
 }
 
 /// Retry bounds small enough for tests: backoff of a few ms, 1 s per request.
-pub fn fast_policy() -> RetryPolicy {
+pub(crate) fn fast_policy() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 4,
         max_total: Duration::from_secs(20),
@@ -28,7 +28,7 @@ pub fn fast_policy() -> RetryPolicy {
 }
 
 /// A client builder with the fast policy, no rate limit and a 2 s timeout.
-pub fn builder(base: &str) -> HttpClientBuilder {
+pub(crate) fn builder(base: &str) -> HttpClientBuilder {
     HttpClient::builder("test", base)
         .unlimited()
         .retry_policy(fast_policy())

@@ -32,7 +32,6 @@ pub struct Journal {
     path: PathBuf,
     file: File,
     state: State,
-    appended: usize,
     poisoned: bool,
 }
 
@@ -60,26 +59,12 @@ impl Journal {
             return Err(StateError::io("append to the journal", &self.path)(e));
         }
         self.state.apply_op(op);
-        self.appended += 1;
         Ok(())
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The base state with every appended op applied (serial unchanged until commit).
-    pub fn state(&self) -> &State {
-        &self.state
-    }
-
     pub fn into_state(self) -> State {
         self.state
-    }
-
-    /// How many ops this journal has appended.
-    pub fn appended(&self) -> usize {
-        self.appended
     }
 }
 
@@ -115,7 +100,6 @@ pub(crate) fn create(path: &Path, base: &State) -> Result<Journal, StateError> {
             path: path.to_path_buf(),
             file,
             state: base.clone(),
-            appended: 0,
             poisoned: false,
         }),
         Err(e) => {

@@ -109,7 +109,6 @@ fn this_host() -> String {
 pub struct LockGuard {
     path: PathBuf,
     info: LockInfo,
-    released: bool,
     /// The open lock file: its OS lock is held as long as this lives (dropped after the file is
     /// removed, so a waiter never locks a file that is about to go).
     _file: File,
@@ -119,23 +118,11 @@ impl LockGuard {
     pub fn info(&self) -> &LockInfo {
         &self.info
     }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Removes the lock now and reports a failure, which `Drop` cannot.
-    pub fn release(mut self) -> Result<(), StateError> {
-        self.released = true;
-        remove_if_ours(&self.path, &self.info)
-    }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if !self.released
-            && let Err(e) = remove_if_ours(&self.path, &self.info)
-        {
+        if let Err(e) = remove_if_ours(&self.path, &self.info) {
             tracing::warn!("{e}");
         }
     }
@@ -218,7 +205,6 @@ pub(crate) fn acquire(path: &Path, operation: &str) -> Result<LockGuard, StateEr
         return Ok(LockGuard {
             path: path.to_path_buf(),
             info,
-            released: false,
             _file: file,
         });
     }

@@ -1,11 +1,11 @@
 //! State: the model (pure) and the local file backend (atomic writes, lock, journal).
 
-pub mod error;
-pub mod inspect;
-pub mod journal;
-pub mod lock;
-pub mod model;
-pub mod store;
+mod error;
+mod inspect;
+mod journal;
+mod lock;
+mod model;
+mod store;
 
 pub use error::StateError;
 pub use inspect::{AccountRef, StateRow};
