@@ -6,6 +6,8 @@
 // An item is only as visible as its reach, so that `dead_code` sees every item that is not part
 // of the library's API (ARCHITECTURE.md, "Lints").
 #![warn(unreachable_pub)]
+// The library never prints: the CLI decides what reaches stdout and stderr.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod apply;
 pub mod audit;

@@ -2,6 +2,8 @@
 
 // Everything in the binary is `pub(crate)` at most, so `dead_code` sees all of it.
 #![warn(unreachable_pub)]
+// Output goes through `cli::out` (a closed pipe must not panic), never `println!`.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod cli;
 

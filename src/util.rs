@@ -15,6 +15,7 @@ pub const PRIVATE_DIR_MODE: u32 = 0o700;
 /// Options that create a file with [`PRIVATE_FILE_MODE`] (on Unix), so that the file is never
 /// readable by others, not even between its creation and a later `chmod`. The caller adds
 /// the access mode (`write`, `append`, `create_new`, ...).
+#[allow(clippy::disallowed_methods)] // the one place modes are set
 pub fn private_file_options() -> OpenOptions {
     #[allow(unused_mut)] // the mode is Unix-only
     let mut options = OpenOptions::new();
@@ -32,6 +33,7 @@ pub fn open_private(options: &OpenOptions, path: &Path) -> io::Result<File> {
 }
 
 /// Narrows `file` to [`PRIVATE_FILE_MODE`] when group or others have any access.
+#[allow(clippy::disallowed_methods)] // the one place modes are set
 pub fn restrict(file: &File) -> io::Result<()> {
     #[cfg(unix)]
     {
@@ -59,6 +61,7 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     private_dir_builder().create(dir)
 }
 
+#[allow(clippy::disallowed_methods)] // the one place modes are set
 fn private_dir_builder() -> DirBuilder {
     #[allow(unused_mut)] // the mode is Unix-only
     let mut builder = DirBuilder::new();
@@ -107,6 +110,7 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // the tests widen modes on purpose
 mod tests {
     use super::*;
 
