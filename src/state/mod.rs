@@ -12,4 +12,4 @@ pub use inspect::{AccountRef, StateRow};
 pub use journal::{Journal, JournalHeader};
 pub use lock::{Liveness, LockGuard, LockInfo};
 pub use model::*;
-pub use store::{DEFAULT_STATE_PATH, JournalStatus, Loaded, StateStore};
+pub use store::{JournalStatus, Loaded, StateStore};

@@ -30,9 +30,6 @@ use super::lock::{self, LockGuard, LockInfo};
 use super::model::{FORMAT_VERSION, State};
 use crate::util;
 
-/// Where the state lives unless the config says otherwise.
-pub const DEFAULT_STATE_PATH: &str = ".headcount/state.json";
-
 /// What [`StateStore::load_detailed`] did with the journal, for messages such as "recovered 12
 /// operations of an interrupted apply".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -778,7 +775,7 @@ mod tests {
     #[test]
     fn bare_file_name_uses_the_current_directory() {
         assert_eq!(parent_dir(Path::new("state.json")), Path::new("."));
-        let s = StateStore::new(PathBuf::from(DEFAULT_STATE_PATH));
+        let s = StateStore::new(PathBuf::from(".headcount/state.json"));
         assert_eq!(s.lock_path(), Path::new(".headcount/state.json.lock"));
         assert_eq!(s.journal_path(), Path::new(".headcount/state.json.journal"));
     }
