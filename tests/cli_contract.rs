@@ -37,6 +37,16 @@ impl Work {
         c
     }
 
+    /// The binary as a plain process, for tests that hold its pipes themselves.
+    fn spawnable(&self) -> StdCommand {
+        let mut c = StdCommand::new(assert_cmd::cargo::cargo_bin("headcount"));
+        c.current_dir(self.dir.path())
+            .env_remove("HEADCOUNT_CONFIG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        c
+    }
+
     fn run(&self, args: &[&str]) -> assert_cmd::assert::Assert {
         self.cmd().args(args).write_stdin("").assert()
     }
@@ -124,12 +134,9 @@ fn help_and_version_exit_0_on_stdout_and_help_documents_exit_codes() {
 /// Runs `headcount ARGS`, reads one line of stdout and closes it, then waits. Returns the exit
 /// code and stderr.
 fn read_one_line_then_close(w: &Work, args: &[&str]) -> (Option<i32>, String) {
-    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("headcount"))
+    let mut child = w
+        .spawnable()
         .args(args)
-        .current_dir(w.dir.path())
-        .env_remove("HEADCOUNT_CONFIG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -192,6 +199,27 @@ fn a_closed_pipe_on_large_output_ends_quietly() {
     let (code, stderr) = read_one_line_then_close(&w, &["state", "list"]);
     assert!(!stderr.contains("panicked"), "state list: {stderr}");
     assert_eq!(code, Some(0), "state list: {stderr}");
+}
+
+/// A full disk behind a redirection is an error, named, unlike a closed pipe.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_write_to_stdout_is_an_error() {
+    let w = Work::new();
+    for args in [&["schema"][..], &["plan"], &["--help"]] {
+        let full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let out = w.spawnable().args(args).stdout(full).output().expect("run");
+        assert_eq!(out.status.code(), Some(1), "headcount {args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("cannot write to stdout"),
+            "headcount {args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "headcount {args:?}: {stderr}");
+    }
 }
 
 // --- files holding personal data are owner-only ---
@@ -266,11 +294,9 @@ fn files_holding_personal_data_are_owner_only() {
 fn journal_and_lock_are_owner_only() {
     let w = Work::new();
     w.many_people(1000);
-    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("headcount"))
-        .args(["apply", "--auto-approve", "--json", "--parallelism", "1"])
-        .current_dir(w.dir.path())
-        .env_remove("HEADCOUNT_CONFIG")
-        .stdin(Stdio::null())
+    let mut child = w
+        .spawnable()
+        .args(["apply", "--auto-approve", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

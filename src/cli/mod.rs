@@ -110,12 +110,17 @@ pub(crate) fn main() -> ExitCode {
 /// recipe reads as "changes present" (SPEC §3): here a usage error is 1, and only `--help` and
 /// `--version` (printed on stdout) are 0.
 fn usage_error(e: &clap::Error) -> ExitCode {
-    // A closed stdout or stderr must not turn `--help | head` into a panic: ignore the failure.
-    let _ = e.print();
+    let printed = e.print();
     if e.use_stderr() {
-        ExitCode::from(EXIT_ERROR)
-    } else {
-        ExitCode::from(EXIT_OK)
+        return ExitCode::from(EXIT_ERROR);
+    }
+    match printed {
+        // `--help | head`: a closed pipe is a quiet end, as for every other output.
+        Err(p) if p.kind() != std::io::ErrorKind::BrokenPipe => {
+            errln!("error: cannot write to stdout: {p}");
+            ExitCode::from(EXIT_ERROR)
+        }
+        _ => ExitCode::from(EXIT_OK),
     }
 }
 

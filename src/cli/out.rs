@@ -53,7 +53,12 @@ fn quiet_on_closed(result: io::Result<()>, closed: &AtomicBool) -> io::Result<()
             closed.store(true, Ordering::Relaxed);
             Ok(())
         }
-        other => other,
+        // Named, or the user sees a bare "No space left on device" with no idea of what failed.
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("cannot write to stdout: {e}"),
+        )),
+        Ok(()) => Ok(()),
     }
 }
 
