@@ -13,7 +13,7 @@
 //!   its ops are replayed in memory.
 //! - `base_serial` < state serial: the journal was committed and the process died before removing
 //!   it. Every commit writes a state that contains the journal's ops (it is built from `load`, which
-//!   replays them, or from [`Journal::state`]), so the journal is ignored; `recover` deletes it.
+//!   replays them, or from [`Journal::into_state`]), so the journal is ignored; `recover` deletes it.
 //! - `base_serial` > state serial, another lineage, or a journal on top of a serial > 0 with no
 //!   state file: the state file is not the one the journal was written for. That is an error, since
 //!   replaying would lose or misplace operations already done in the targets.
