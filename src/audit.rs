@@ -1,7 +1,7 @@
 //! The audit log (`.headcount/audit.jsonl`, SPEC section 11): one JSON line per applied
 //! operation, success or failure, with sensitive values redacted. Append-only, mode 0600.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::apply::OpEvent;
+use crate::util;
 
 /// Why the audit log could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -44,24 +45,16 @@ impl AuditLog {
             source,
         };
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(err)?;
+            util::create_private_dir_all(dir).map_err(err)?;
         }
-        let mut options = OpenOptions::new();
+        // The log names people: owner-only, and narrowed if an older build left it wider.
+        let mut options = util::private_file_options();
         options.create(true).append(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options.open(path).map_err(err)?;
+        let file = util::open_private(&options, path).map_err(err)?;
         Ok(AuditLog {
             path: path.to_path_buf(),
             file: Mutex::new(file),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Appends one event as one line (a single write, so concurrent runs never interleave

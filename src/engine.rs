@@ -26,8 +26,6 @@ pub enum EngineError {
     State(#[from] crate::state::StateError),
     #[error("{0}")]
     Usage(String),
-    #[error("{0}")]
-    Stale(String),
 }
 
 /// A loaded, validated config, its state backend and where its audit log goes.

@@ -3,6 +3,12 @@
 //! The crate is a library with a thin CLI (`src/main.rs`, `src/cli/`). See `ARCHITECTURE.md`
 //! for the code map and the invariants (notably: the planner does no I/O).
 
+// An item is only as visible as its reach, so that `dead_code` sees every item that is not part
+// of the library's API (ARCHITECTURE.md, "Lints").
+#![warn(unreachable_pub)]
+// The library never prints: the CLI decides what reaches stdout and stderr.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod apply;
 pub mod audit;
 pub mod config;

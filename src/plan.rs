@@ -195,7 +195,7 @@ pub struct ActiveDiff {
     pub after: bool,
 }
 
-/// One field before and after. Sensitive values are replaced by a [`SensitiveValue`] marker.
+/// One field before and after. Sensitive values are replaced by the [`sensitive_marker`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FieldDiff {
     pub before: Value,

@@ -1,6 +1,74 @@
 //! Small helpers shared by several modules.
 
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io;
+use std::path::Path;
+
 use sha2::{Digest, Sha256};
+
+/// Mode of every file headcount writes that holds personal data (state, journal, lock, audit
+/// log, saved plans, export sets): owner read/write only.
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+/// Mode of the folders headcount creates for those files (`.headcount/`, the export folder).
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+
+/// Options that create a file with [`PRIVATE_FILE_MODE`] (on Unix), so that the file is never
+/// readable by others, not even between its creation and a later `chmod`. The caller adds
+/// the access mode (`write`, `append`, `create_new`, ...).
+#[allow(clippy::disallowed_methods)] // the one place modes are set
+pub fn private_file_options() -> OpenOptions {
+    #[allow(unused_mut)] // the mode is Unix-only
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, PRIVATE_FILE_MODE);
+    options
+}
+
+/// Opens `path` with `options` (from [`private_file_options`]) and narrows the mode of a file
+/// that already existed with a wider one (the mode of `open` applies only on creation).
+pub fn open_private(options: &OpenOptions, path: &Path) -> io::Result<File> {
+    let file = options.open(path)?;
+    restrict(&file)?;
+    Ok(file)
+}
+
+/// Narrows `file` to [`PRIVATE_FILE_MODE`] when group or others have any access.
+#[allow(clippy::disallowed_methods)] // the one place modes are set
+pub fn restrict(file: &File) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if file.metadata()?.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(fs::Permissions::from_mode(PRIVATE_FILE_MODE))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
+}
+
+/// Creates `dir` and any missing parents with [`PRIVATE_DIR_MODE`]. Folders that exist already
+/// are left as they are: they belong to the user, who chose their mode.
+pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    private_dir_builder().recursive(true).create(dir)
+}
+
+/// Creates the one folder `dir` with [`PRIVATE_DIR_MODE`]; fails when it exists.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    private_dir_builder().create(dir)
+}
+
+#[allow(clippy::disallowed_methods)] // the one place modes are set
+fn private_dir_builder() -> DirBuilder {
+    #[allow(unused_mut)] // the mode is Unix-only
+    let mut builder = DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, PRIVATE_DIR_MODE);
+    builder
+}
 
 /// Hex-encoded SHA-256 of some bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -42,6 +110,7 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // the tests widen modes on purpose
 mod tests {
     use super::*;
 
@@ -50,6 +119,62 @@ mod tests {
         assert_eq!(nearest("frm", ["from", "to", "where"]), Some("from"));
         assert_eq!(nearest("identiy", ["identity", "fields"]), Some("identity"));
         assert_eq!(nearest("zzzzzzzz", ["from", "to"]), None);
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_are_created_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        let mut options = private_file_options();
+        options.write(true).create_new(true);
+        open_private(&options, &path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_file_with_a_wider_mode_is_narrowed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        fs::write(&path, "old line\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let mut options = private_file_options();
+        options.create(true).append(true);
+        open_private(&options, &path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old line\n");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_dirs_are_owner_only_and_existing_ones_are_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b/c");
+        create_private_dir_all(&nested).unwrap();
+        for d in ["a", "a/b", "a/b/c"] {
+            assert_eq!(mode(&dir.path().join(d)), 0o700, "{d}");
+        }
+        // Idempotent, and a folder the user made keeps the mode the user gave it.
+        create_private_dir_all(&nested).unwrap();
+        let mine = dir.path().join("mine");
+        fs::create_dir(&mine).unwrap();
+        fs::set_permissions(&mine, fs::Permissions::from_mode(0o750)).unwrap();
+        create_private_dir_all(&mine).unwrap();
+        assert_eq!(mode(&mine), 0o750);
+
+        let one = dir.path().join("one");
+        create_private_dir(&one).unwrap();
+        assert_eq!(mode(&one), 0o700);
+        assert!(create_private_dir(&one).is_err(), "exists already");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! protocol itself is [`headcount::session`]; this file parses, confirms, prints and maps the
 //! outcome to an exit code.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -18,7 +18,7 @@ use super::args::{ApplyArgs, Cli};
 use super::plan_cmd::read_plan;
 use super::{EXIT_ERROR, EXIT_OK, Ui};
 
-pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
+pub(crate) async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
     if args.planfile.is_some() && !args.syncs.is_empty() {
         anyhow::bail!(
             "--sync cannot be combined with a plan file: the plan already says which syncs it covers"
@@ -44,6 +44,7 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
     let planned = match &args.planfile {
         None => {
             let shown = PlanPrinter {
+                stdout: StdoutWarning::default(),
                 json: args.json,
                 color: ui.color,
             };
@@ -57,14 +58,14 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
                 }
                 Readiness::NoChanges => {
                     if args.json {
-                        emit_json(&empty_summary());
+                        emit_json(&empty_summary())?;
                     }
                     return Ok(EXIT_OK);
                 }
                 Readiness::Ready => {}
             }
             if !args.auto_approve && !confirm()? {
-                println!("Apply cancelled.");
+                outln!("Apply cancelled.");
                 return Ok(EXIT_ERROR);
             }
             planned
@@ -74,9 +75,9 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
             let planned = session.load_saved(doc, &path.display().to_string()).await?;
             if planned.doc.total_changes() == 0 {
                 if args.json {
-                    emit_json(&empty_summary());
+                    emit_json(&empty_summary())?;
                 } else {
-                    println!("No changes in the plan. Nothing to apply.");
+                    outln!("No changes in the plan. Nothing to apply.");
                 }
                 return Ok(EXIT_OK);
             }
@@ -90,6 +91,7 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
     };
     let signals = tokio::spawn(watch_signals(options.cancel.clone(), ui.quiet));
     let events = ApplyPrinter {
+        stdout: StdoutWarning::default(),
         json: args.json,
         progress: Progress::start(planned.doc.total_changes(), ui.progress && !args.json),
     };
@@ -97,7 +99,7 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
     signals.abort();
     events.progress.finish();
     let outcome = outcome?;
-    print_outcome(&outcome, args.json, ui);
+    print_outcome(&outcome, args.json, ui)?;
     Ok(if outcome.complete() {
         EXIT_OK
     } else {
@@ -109,17 +111,34 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<u8> {
 struct PlanPrinter {
     json: bool,
     color: bool,
+    stdout: StdoutWarning,
 }
 
 impl SessionObserver for PlanPrinter {
     fn plan_ready(&self, doc: &PlanDocument) {
-        if self.json {
-            emit_json(&serde_json::json!({"type": "plan", "plan": doc}));
+        let written = if self.json {
+            emit_json(&serde_json::json!({"type": "plan", "plan": doc}))
         } else {
-            print!(
+            super::out::stdout(format_args!(
                 "{}",
                 render::text(doc, &render::TextOptions { color: self.color })
-            );
+            ))
+        };
+        self.stdout.check(written);
+    }
+}
+
+/// A write to stdout that failed for another reason than a closed pipe (a full disk behind a
+/// redirection): said once on stderr, and the apply goes on.
+#[derive(Default)]
+struct StdoutWarning(AtomicBool);
+
+impl StdoutWarning {
+    fn check(&self, written: std::io::Result<()>) {
+        if let Err(e) = written
+            && !self.0.swap(true, Ordering::SeqCst)
+        {
+            errln!("warning: {e}");
         }
     }
 }
@@ -129,18 +148,21 @@ impl SessionObserver for PlanPrinter {
 struct ApplyPrinter {
     json: bool,
     progress: Progress,
+    stdout: StdoutWarning,
 }
 
 impl SessionObserver for ApplyPrinter {
     fn operation(&self, event: &OpEvent) {
         if self.json {
-            emit_json(&serde_json::json!({"type": "operation", "event": event}));
+            self.stdout.check(emit_json(
+                &serde_json::json!({"type": "operation", "event": event}),
+            ));
         }
         self.progress.inc();
     }
 
     fn audit_failed(&self, error: &AuditError) {
-        eprintln!("warning: {error}");
+        errln!("warning: {error}");
     }
 }
 
@@ -150,11 +172,11 @@ fn empty_summary() -> serde_json::Value {
 }
 
 /// The end of an apply: HTTP figures and the summary (events with `--json`, text otherwise).
-fn print_outcome(outcome: &ApplyOutcome, json: bool, ui: &Ui) {
+fn print_outcome(outcome: &ApplyOutcome, json: bool, ui: &Ui) -> std::io::Result<()> {
     let report = &outcome.report;
     if json {
         for (name, stats) in &outcome.http {
-            emit_json(&serde_json::json!({"type": "http", "target": name, "stats": stats}));
+            emit_json(&serde_json::json!({"type": "http", "target": name, "stats": stats}))?;
         }
         emit_json(&serde_json::json!({
             "type": "summary",
@@ -162,9 +184,9 @@ fn print_outcome(outcome: &ApplyOutcome, json: bool, ui: &Ui) {
             "failed": report.failures.len(),
             "interrupted": outcome.interrupted,
             "failures": &report.failures,
-        }));
+        }))?;
     } else {
-        print_report(outcome.total_changes, report, ui);
+        print_report(outcome.total_changes, report, ui)?;
         for (name, stats) in &outcome.http {
             ui.note(format!("target `{name}`: {stats}"));
         }
@@ -172,11 +194,12 @@ fn print_outcome(outcome: &ApplyOutcome, json: bool, ui: &Ui) {
     if outcome.interrupted {
         ui.note("Interrupted: in-flight operations finished and the state was saved; run `headcount apply` again to finish.");
     }
+    Ok(())
 }
 
 /// Prints one JSON object on its own line (the `--json` event stream).
-fn emit_json(value: &serde_json::Value) {
-    println!("{value}");
+fn emit_json(value: &serde_json::Value) -> std::io::Result<()> {
+    super::out::stdout(format_args!("{value}\n"))
 }
 
 /// Sets `cancel` on the first SIGINT or SIGTERM, so that no new operation starts; those in
@@ -204,9 +227,7 @@ async fn watch_signals(cancel: Arc<AtomicBool>, quiet: bool) {
     }
     cancel.store(true, Ordering::SeqCst);
     if !quiet {
-        eprintln!(
-            "\nInterrupt received: finishing the operations in flight and saving the state..."
-        );
+        errln!("\nInterrupt received: finishing the operations in flight and saving the state...");
     }
 }
 
@@ -251,27 +272,27 @@ impl Progress {
 }
 
 fn confirm() -> anyhow::Result<bool> {
-    print!(
+    out!(
         "\nDo you want to apply these changes?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
     );
-    std::io::stdout().flush()?;
+    super::out::flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim() == "yes")
 }
 
-fn print_report(total: usize, report: &ApplyReport, ui: &Ui) {
+fn print_report(total: usize, report: &ApplyReport, ui: &Ui) -> std::io::Result<()> {
     for (sync, counts) in &report.applied {
         let parts: Vec<String> = counts
             .iter()
             .map(|(a, n)| format!("{n} {}", past(*a)))
             .collect();
-        println!("{sync}: {}", parts.join(", "));
+        outln!("{sync}: {}", parts.join(", "));
     }
     if !report.failures.is_empty() {
-        println!("\n{} operation(s) failed:", report.failures.len());
+        outln!("\n{} operation(s) failed:", report.failures.len());
         for f in &report.failures {
-            println!(
+            outln!(
                 "  {} {} {}{}: {}",
                 f.sync,
                 f.action,
@@ -285,11 +306,12 @@ fn print_report(total: usize, report: &ApplyReport, ui: &Ui) {
         }
         ui.note("The operations that succeeded are recorded in the state; run `headcount plan` to see what is left.");
     }
-    println!(
+    outln!(
         "\nApply complete! {} of {total} change(s) applied, {} failed.",
         report.succeeded(),
         report.failures.len()
     );
+    Ok(())
 }
 
 fn past(a: headcount::plan::Action) -> &'static str {

@@ -9,17 +9,21 @@ const EXIT_CODES: &str = "\
 Exit status:
   0  success, or no changes
   1  error of any kind, including an apply where some operations failed,
-     a plan blocked by a guard, or (with --strict) invalid records
-  2  changes present (plan --detailed-exitcode)
+     a plan blocked by a guard, (with --strict) invalid records, and a
+     command-line usage error (unknown flag, bad value, unknown command)
+  2  changes present (plan --detailed-exitcode), and nothing else
 
-The same meaning as Terraform's, so existing CI recipes work.";
+The same meaning as Terraform's, so existing CI recipes work: a typo in a
+CI script never reads as \"changes present\". When stdout is closed early
+(`headcount plan | head`), the output stops quietly and the exit status is
+the one the command would have had.";
 
 /// Keeps helpdesk and SaaS user accounts in line with identity sources, declared in YAML.
 ///
 /// Typical use: `headcount plan` to review, `headcount apply` to make it so.
 #[derive(Debug, Parser)]
 #[command(name = "headcount", version, about, long_about = None, after_help = EXIT_CODES)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Config file.
     #[arg(
         short,
@@ -28,51 +32,53 @@ pub struct Cli {
         default_value = "headcount.yaml",
         env = "HEADCOUNT_CONFIG"
     )]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
 
     /// When to use colour on stdout.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
+    pub(crate) color: ColorChoice,
 
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
 
     /// Only errors on stderr.
     #[arg(short, long, global = true)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 
     /// Never draw progress bars.
     #[arg(long, global = true)]
-    pub no_progress: bool,
+    pub(crate) no_progress: bool,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     Auto,
     Always,
     Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     Text,
     Json,
     Markdown,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Write a commented starter config (and its JSON Schema for editor completion).
     Init(InitArgs),
     /// Parse and check the config: schema, CEL expressions, fields of each target kind.
     Validate(ValidateArgs),
     /// Read sources and targets and show what apply would change.
+    #[command(after_help = EXIT_CODES)]
     Plan(PlanArgs),
     /// Make the targets match: plan, confirm, apply; or apply a saved plan.
+    #[command(after_help = EXIT_CODES)]
     Apply(ApplyArgs),
     /// Render a saved plan.
     Show(ShowArgs),
@@ -88,81 +94,81 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// Source kind of the starter sync.
     #[arg(long, default_value = "csv")]
-    pub source: String,
+    pub(crate) source: String,
     /// Target kind of the starter sync.
     #[arg(long, default_value = "csv_export")]
-    pub target: String,
+    pub(crate) target: String,
     /// Overwrite an existing config file.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct ValidateArgs {
+pub(crate) struct ValidateArgs {
     /// Also resolve secrets and read every source and target once.
     #[arg(long)]
-    pub online: bool,
+    pub(crate) online: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     /// Plan only this sync (repeatable).
     #[arg(long = "sync", value_name = "NAME")]
-    pub syncs: Vec<String>,
+    pub(crate) syncs: Vec<String>,
     /// Also write the plan document (JSON) to FILE, for `apply FILE`.
     #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
     /// Exit 2 when there are changes, 0 when there are none.
     #[arg(long)]
-    pub detailed_exitcode: bool,
+    pub(crate) detailed_exitcode: bool,
     /// Exit 1 when any record is invalid or in conflict.
     #[arg(long)]
-    pub strict: bool,
+    pub(crate) strict: bool,
     /// Lift the mass-removal guard (limits.max_removals, empty sources).
     #[arg(long)]
-    pub allow_mass_removal: bool,
+    pub(crate) allow_mass_removal: bool,
     /// Also plan with the config as it is at GITREF (e.g. origin/main) against the same data,
     /// and show what the config change itself causes.
     #[arg(long, value_name = "GITREF")]
-    pub base: Option<String>,
+    pub(crate) base: Option<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct ApplyArgs {
+pub(crate) struct ApplyArgs {
     /// A plan saved with `plan --out`; applied exactly, or refused when stale.
-    pub planfile: Option<PathBuf>,
+    pub(crate) planfile: Option<PathBuf>,
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long)]
-    pub auto_approve: bool,
+    pub(crate) auto_approve: bool,
     /// Apply only this sync (repeatable; not with PLANFILE).
     #[arg(long = "sync", value_name = "NAME")]
-    pub syncs: Vec<String>,
+    pub(crate) syncs: Vec<String>,
     /// Lift the mass-removal guard (limits.max_removals, empty sources).
     #[arg(long)]
-    pub allow_mass_removal: bool,
+    pub(crate) allow_mass_removal: bool,
     /// Operations in flight at once per target (each target's rate limit still applies).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub parallelism: u16,
+    pub(crate) parallelism: u16,
     /// Stream one JSON object per operation on stdout (and a final summary) instead of text.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct ShowArgs {
-    pub planfile: PathBuf,
+pub(crate) struct ShowArgs {
+    pub(crate) planfile: PathBuf,
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum StateCommand {
+pub(crate) enum StateCommand {
     /// List managed accounts.
     List {
         /// Only this sync.
@@ -178,15 +184,15 @@ pub enum StateCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct FieldsArgs {
+pub(crate) struct FieldsArgs {
     #[arg(value_enum)]
-    pub kind: TargetKind,
+    pub(crate) kind: TargetKind,
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
+    pub(crate) shell: clap_complete::Shell,
 }

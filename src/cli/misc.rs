@@ -6,7 +6,7 @@ use headcount::model::Writable;
 use super::args::{Cli, FieldsArgs, Format, InitArgs, ValidateArgs};
 use super::{EXIT_ERROR, EXIT_OK, Ui};
 
-pub fn init(cli: &Cli, args: &InitArgs, ui: &Ui) -> anyhow::Result<u8> {
+pub(crate) fn init(cli: &Cli, args: &InitArgs, ui: &Ui) -> anyhow::Result<u8> {
     let path = &cli.config;
     if path.exists() && !args.force {
         anyhow::bail!(
@@ -27,7 +27,7 @@ pub fn init(cli: &Cli, args: &InitArgs, ui: &Ui) -> anyhow::Result<u8> {
         headcount::config::schema_json(),
     )?;
     std::fs::write(path, text)?;
-    println!(
+    outln!(
         "Wrote {} and {}.",
         path.display(),
         schema_dir.join("headcount.schema.json").display()
@@ -36,7 +36,7 @@ pub fn init(cli: &Cli, args: &InitArgs, ui: &Ui) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
-pub async fn validate(cli: &Cli, args: &ValidateArgs, ui: &Ui) -> anyhow::Result<u8> {
+pub(crate) async fn validate(cli: &Cli, args: &ValidateArgs, ui: &Ui) -> anyhow::Result<u8> {
     let engine = Engine::open(&cli.config, ui.color_stderr)?;
     for w in &engine.warnings {
         ui.note(format!("warning: {w}"));
@@ -46,7 +46,7 @@ pub async fn validate(cli: &Cli, args: &ValidateArgs, ui: &Ui) -> anyhow::Result
             headcount::config::check_secrets(&engine.loaded.config, &engine.loaded.base_dir);
         if !problems.is_empty() {
             for p in &problems {
-                eprintln!("error: {p}");
+                errln!("error: {p}");
             }
             return Ok(EXIT_ERROR);
         }
@@ -57,10 +57,10 @@ pub async fn validate(cli: &Cli, args: &ValidateArgs, ui: &Ui) -> anyhow::Result
         names.sort();
         for name in names {
             match &snap.records[name] {
-                Ok(r) => println!("source `{name}`: read {} records", r.len()),
+                Ok(r) => outln!("source `{name}`: read {} records", r.len()),
                 Err(e) => {
                     failed = true;
-                    println!("source `{name}`: {e}");
+                    outln!("source `{name}`: {e}");
                 }
             }
         }
@@ -68,10 +68,10 @@ pub async fn validate(cli: &Cli, args: &ValidateArgs, ui: &Ui) -> anyhow::Result
         names.sort();
         for name in names {
             match &snap.live[name] {
-                Ok(l) => println!("target `{name}`: listed {} accounts", l.len()),
+                Ok(l) => outln!("target `{name}`: listed {} accounts", l.len()),
                 Err(e) => {
                     failed = true;
-                    println!("target `{name}`: {e}");
+                    outln!("target `{name}`: {e}");
                 }
             }
         }
@@ -79,7 +79,7 @@ pub async fn validate(cli: &Cli, args: &ValidateArgs, ui: &Ui) -> anyhow::Result
             return Ok(EXIT_ERROR);
         }
     }
-    println!(
+    outln!(
         "The config {} is valid ({} sync{}).",
         engine.loaded.path.display(),
         engine.specs.len(),
@@ -88,10 +88,10 @@ pub async fn validate(cli: &Cli, args: &ValidateArgs, ui: &Ui) -> anyhow::Result
     Ok(EXIT_OK)
 }
 
-pub fn fields(args: &FieldsArgs) -> anyhow::Result<u8> {
+pub(crate) fn fields(args: &FieldsArgs) -> anyhow::Result<u8> {
     let fields = args.kind.fields();
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(fields)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(fields)?),
         Format::Text | Format::Markdown => {
             let rows: Vec<[String; 5]> = fields
                 .iter()
@@ -136,12 +136,12 @@ pub fn fields(args: &FieldsArgs) -> anyhow::Result<u8> {
                 }
                 s.trim_end().to_string()
             };
-            println!("{}", line(header));
+            outln!("{}", line(header));
             for r in &rows {
-                println!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+                outln!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
             }
             if let Some(prefix) = args.kind.custom_field_prefix() {
-                println!(
+                outln!(
                     "{prefix}<key>  string  yes  no  custom field; declare the key in the target's `{}` list",
                     args.kind.custom_fields_key()
                 );

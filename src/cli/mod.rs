@@ -1,11 +1,13 @@
 //! The command-line edge: parses arguments, drives the library, prints, and maps outcomes to
 //! exit codes. `anyhow` lives here and nowhere else.
 
-pub mod apply_cmd;
-pub mod args;
-pub mod misc;
-pub mod plan_cmd;
-pub mod state_cmd;
+#[macro_use]
+mod out;
+mod apply_cmd;
+mod args;
+mod misc;
+mod plan_cmd;
+mod state_cmd;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -13,21 +15,21 @@ use std::process::ExitCode;
 use args::{Cli, ColorChoice, Command};
 
 /// Exit codes, as in Terraform.
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_ERROR: u8 = 1;
-pub const EXIT_CHANGES: u8 = 2;
+pub(crate) const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_ERROR: u8 = 1;
+pub(crate) const EXIT_CHANGES: u8 = 2;
 
 /// Output settings shared by commands.
-pub struct Ui {
-    pub color: bool,
-    pub color_stderr: bool,
-    pub quiet: bool,
+pub(crate) struct Ui {
+    pub(crate) color: bool,
+    pub(crate) color_stderr: bool,
+    pub(crate) quiet: bool,
     /// Progress bars allowed: stderr is a terminal, and neither --quiet nor --no-progress.
-    pub progress: bool,
+    pub(crate) progress: bool,
 }
 
 impl Ui {
-    pub fn new(cli: &Cli) -> Ui {
+    pub(crate) fn new(cli: &Cli) -> Ui {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let (color, color_stderr) = match cli.color {
             ColorChoice::Always => (true, true),
@@ -46,14 +48,14 @@ impl Ui {
     }
 
     /// A note on stderr (suppressed by --quiet).
-    pub fn note(&self, msg: impl std::fmt::Display) {
+    pub(crate) fn note(&self, msg: impl std::fmt::Display) {
         if !self.quiet {
-            eprintln!("{msg}");
+            errln!("{msg}");
         }
     }
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<u8> {
     let ui = Ui::new(&cli);
     match &cli.command {
         Command::Init(a) => misc::init(&cli, a, &ui),
@@ -63,21 +65,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Show(a) => plan_cmd::show(a, &ui),
         Command::State(c) => state_cmd::run(&cli, c, &ui).await,
         Command::Schema => {
-            print!("{}", headcount::config::schema_json());
+            out!("{}", headcount::config::schema_json());
             Ok(EXIT_OK)
         }
         Command::Fields(a) => misc::fields(a),
         Command::Completions(a) => {
+            // Generated into memory: clap_complete panics when its writer fails.
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(a.shell, &mut cmd, "headcount", &mut std::io::stdout());
+            let mut buf = Vec::new();
+            clap_complete::generate(a.shell, &mut cmd, "headcount", &mut buf);
+            out::stdout_bytes(&buf)?;
             Ok(EXIT_OK)
         }
     }
 }
 
 /// Parses, runs, prints an error if any, and returns the exit code.
-pub fn main() -> ExitCode {
-    let cli = <Cli as clap::Parser>::parse();
+pub(crate) fn main() -> ExitCode {
+    let cli = match <Cli as clap::Parser>::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     init_tracing(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -85,16 +93,34 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(EXIT_ERROR);
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+/// Prints clap's message and maps it to an exit code. clap exits 2 on a usage error, which a CI
+/// recipe reads as "changes present" (SPEC §3): here a usage error is 1, and only `--help` and
+/// `--version` (printed on stdout) are 0.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let printed = e.print();
+    if e.use_stderr() {
+        return ExitCode::from(EXIT_ERROR);
+    }
+    match printed {
+        // `--help | head`: a closed pipe is a quiet end, as for every other output.
+        Err(p) if p.kind() != std::io::ErrorKind::BrokenPipe => {
+            errln!("error: cannot write to stdout: {p}");
+            ExitCode::from(EXIT_ERROR)
+        }
+        _ => ExitCode::from(EXIT_OK),
     }
 }
 

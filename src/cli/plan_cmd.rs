@@ -1,16 +1,17 @@
 //! `plan` and `show`.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
 use headcount::engine::Engine;
 use headcount::plan::{FORMAT_VERSION, PlanDocument};
-use headcount::render;
+use headcount::{render, util};
 
 use super::args::{Cli, Format, PlanArgs, ShowArgs};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Ui};
 
-pub async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<u8> {
+pub(crate) async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<u8> {
     let engine = Engine::open(&cli.config, ui.color_stderr)?;
     for w in &engine.warnings {
         ui.note(format!("warning: {w}"));
@@ -78,13 +79,13 @@ pub async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<u8> {
             out.display()
         ));
     }
-    print!("{}", render_doc(&doc, args.format, ui));
+    out!("{}", render_doc(&doc, args.format, ui));
     Ok(exit_code(&doc, args.detailed_exitcode, args.strict))
 }
 
 /// The exit code of a plan: errors and (with --strict) invalid records are 1; changes are 2
 /// only with --detailed-exitcode.
-pub fn exit_code(doc: &PlanDocument, detailed: bool, strict: bool) -> u8 {
+pub(crate) fn exit_code(doc: &PlanDocument, detailed: bool, strict: bool) -> u8 {
     if doc.has_errors() || (strict && doc.has_invalid()) {
         EXIT_ERROR
     } else if detailed && doc.total_changes() > 0 {
@@ -94,7 +95,7 @@ pub fn exit_code(doc: &PlanDocument, detailed: bool, strict: bool) -> u8 {
     }
 }
 
-pub fn render_doc(doc: &PlanDocument, format: Format, ui: &Ui) -> String {
+pub(crate) fn render_doc(doc: &PlanDocument, format: Format, ui: &Ui) -> String {
     match format {
         Format::Text => render::text(doc, &render::TextOptions { color: ui.color }),
         Format::Markdown => render::markdown(doc, render::MARKDOWN_LIMIT),
@@ -107,26 +108,38 @@ pub fn render_doc(doc: &PlanDocument, format: Format, ui: &Ui) -> String {
 }
 
 /// Writes the plan document atomically (a half-written plan must never be applied).
-pub fn write_plan(path: &Path, doc: &PlanDocument) -> anyhow::Result<()> {
+pub(crate) fn write_plan(path: &Path, doc: &PlanDocument) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(doc)?;
     text.push('\n');
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    util::create_private_dir_all(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("plan"),
         std::process::id()
     ));
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    // The plan lists people and their field values: owner-only from the first byte.
+    let written = (|| {
+        let mut options = util::private_file_options();
+        options.write(true).create(true).truncate(true);
+        let mut file = util::open_private(&options, &tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
+    }
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
 /// Reads a saved plan, refusing formats this build does not know.
-pub fn read_plan(path: &Path) -> anyhow::Result<PlanDocument> {
+pub(crate) fn read_plan(path: &Path) -> anyhow::Result<PlanDocument> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the plan file {}", path.display()))?;
     let raw: serde_json::Value = serde_json::from_str(&text).with_context(|| {
@@ -150,8 +163,8 @@ pub fn read_plan(path: &Path) -> anyhow::Result<PlanDocument> {
         .with_context(|| format!("{} is not a valid plan document", path.display()))
 }
 
-pub fn show(args: &ShowArgs, ui: &Ui) -> anyhow::Result<u8> {
+pub(crate) fn show(args: &ShowArgs, ui: &Ui) -> anyhow::Result<u8> {
     let doc = read_plan(&args.planfile)?;
-    print!("{}", render_doc(&doc, args.format, ui));
+    out!("{}", render_doc(&doc, args.format, ui));
     Ok(EXIT_OK)
 }

@@ -15,7 +15,7 @@ fn backend(cli: &Cli) -> anyhow::Result<Arc<dyn StateBackend>> {
     Ok(headcount::engine::state_backend(&loaded))
 }
 
-pub async fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
+pub(crate) async fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
     let backend = backend(cli)?;
     match cmd {
         StateCommand::List { sync } => {
@@ -30,7 +30,7 @@ pub async fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
                 if sync.as_ref().is_some_and(|s| *s != row.sync) {
                     continue;
                 }
-                println!("{row}");
+                outln!("{row}");
             }
             Ok(EXIT_OK)
         }
@@ -39,25 +39,29 @@ pub async fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Result<u8> {
                 anyhow::bail!("no state at {} yet: nothing is managed", backend.location());
             };
             let account = state.show_account(id)?;
-            println!("{}", serde_json::to_string_pretty(&account)?);
+            outln!("{}", serde_json::to_string_pretty(&account)?);
             Ok(EXIT_OK)
         }
         StateCommand::Forget { id } => {
             if backend.forget(id).await?.is_none() {
                 anyhow::bail!("no state at {} yet: nothing is managed", backend.location());
             }
-            println!(
+            outln!(
                 "Forgot {id}: headcount no longer manages it; the account itself was not changed."
             );
             Ok(EXIT_OK)
         }
         StateCommand::Unlock => {
             match backend.unlock().await? {
-                Some(info) => println!(
+                Some(info) => outln!(
                     "Removed the lock held by {} (pid {} on {}, {} since {}).",
-                    info.holder, info.pid, info.host, info.operation, info.created_at
+                    info.holder,
+                    info.pid,
+                    info.host,
+                    info.operation,
+                    info.created_at
                 ),
-                None => println!("The state is not locked."),
+                None => outln!("The state is not locked."),
             }
             Ok(EXIT_OK)
         }

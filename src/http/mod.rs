@@ -816,7 +816,9 @@ impl HttpClient {
     }
 
     /// Exponential backoff with full jitter: uniform in `[0, min(cap, base * 2^(n-1))]`, so
-    /// that clients retrying together do not hit the server together again.
+    /// that clients retrying together do not hit the server together again. Hand-rolled on
+    /// purpose: backon's jitter adds up to one step on top (`[d, 2d)`), not full jitter, and the
+    /// retry loop's other decisions (throttle waits, ambiguous writes, the time budget) are ours.
     fn backoff(&self, n: u32) -> Duration {
         let policy = self.inner.policy;
         let exp = policy

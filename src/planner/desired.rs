@@ -14,7 +14,7 @@ use crate::plan::{Conflict, Invalid};
 
 /// What one in-scope record asks for.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Desired {
+pub(crate) struct Desired {
     /// The record's label (`row 7`).
     pub label: String,
     /// Identity field → normalised value, only for keys the record has a value for. The first
@@ -27,7 +27,7 @@ pub struct Desired {
 
 impl Desired {
     /// The value of the first identity key: how the account is named in plans.
-    pub fn primary(&self, spec: &SyncSpec) -> &str {
+    pub(crate) fn primary(&self, spec: &SyncSpec) -> &str {
         spec.identity
             .first()
             .and_then(|k| self.identity.get(k))
@@ -38,7 +38,7 @@ impl Desired {
 
 /// The outcome of evaluating all records of a sync.
 #[derive(Debug, Default)]
-pub struct DesiredSet {
+pub(crate) struct DesiredSet {
     pub accounts: Vec<Desired>,
     pub invalid: Vec<Invalid>,
     pub conflicts: Vec<Conflict>,
@@ -48,7 +48,7 @@ pub struct DesiredSet {
 }
 
 /// Field specs of the sync's mapped fields, looked up once.
-pub fn field_specs(spec: &SyncSpec) -> BTreeMap<String, FieldSpec> {
+pub(crate) fn field_specs(spec: &SyncSpec) -> BTreeMap<String, FieldSpec> {
     spec.fields
         .iter()
         .filter_map(|(name, _)| {
@@ -61,7 +61,7 @@ pub fn field_specs(spec: &SyncSpec) -> BTreeMap<String, FieldSpec> {
 }
 
 /// Evaluates every record.
-pub fn evaluate(spec: &SyncSpec, records: &[SourceRecord]) -> DesiredSet {
+pub(crate) fn evaluate(spec: &SyncSpec, records: &[SourceRecord]) -> DesiredSet {
     let specs = field_specs(spec);
     let mut out = DesiredSet::default();
     let mut candidates = Vec::new();

@@ -33,9 +33,9 @@ pub enum MaxRemovalsSpec {
 }
 
 pub mod compare;
-pub mod desired;
-pub mod reconcile;
-pub mod values;
+pub(crate) mod desired;
+pub(crate) mod reconcile;
+pub(crate) mod values;
 
 #[cfg(test)]
 mod tests;

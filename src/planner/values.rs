@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::model::{FieldSpec, FieldType};
 
 /// Coerces a desired value into what the field can hold, or says why it cannot.
-pub fn desired_value(spec: &FieldSpec, name: &str, raw: &Value) -> Result<Value, String> {
+pub(crate) fn desired_value(spec: &FieldSpec, name: &str, raw: &Value) -> Result<Value, String> {
     let value = coerce(spec, name, raw)?;
     let value = match (value, spec.empty_means) {
         (Value::Null, Some(default)) => Value::String(default.to_string()),
@@ -27,7 +27,7 @@ pub fn desired_value(spec: &FieldSpec, name: &str, raw: &Value) -> Result<Value,
 
 /// Normalises a value read from the target for comparison; never fails (odd live values are
 /// kept as they are and will simply differ).
-pub fn live_value(spec: &FieldSpec, name: &str, raw: &Value) -> Value {
+pub(crate) fn live_value(spec: &FieldSpec, name: &str, raw: &Value) -> Value {
     let value = coerce(spec, name, raw).unwrap_or_else(|_| raw.clone());
     match (value, spec.empty_means) {
         (Value::Null, Some(default)) => Value::String(default.to_string()),
@@ -36,7 +36,7 @@ pub fn live_value(spec: &FieldSpec, name: &str, raw: &Value) -> Value {
 }
 
 /// Whether two normalised values are the same for this field.
-pub fn same(spec: &FieldSpec, a: &Value, b: &Value) -> bool {
+pub(crate) fn same(spec: &FieldSpec, a: &Value, b: &Value) -> bool {
     match (spec.identity, a, b) {
         (Some(norm), Value::String(x), Value::String(y)) => norm.normalise(x) == norm.normalise(y),
         _ => a == b,
@@ -148,7 +148,7 @@ fn looks_like_email(s: &str) -> bool {
 }
 
 /// A value shortened for messages.
-pub fn short(v: &Value) -> String {
+pub(crate) fn short(v: &Value) -> String {
     let text = v.to_string();
     if text.chars().count() > 60 {
         format!("{}…", text.chars().take(60).collect::<String>())

@@ -7,7 +7,7 @@
 //! an append can leave a trailing line without its newline: if it is a whole op it is kept (the
 //! target operation did happen), otherwise it is ignored (that op was never confirmed).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -32,7 +32,6 @@ pub struct Journal {
     path: PathBuf,
     file: File,
     state: State,
-    appended: usize,
     poisoned: bool,
 }
 
@@ -60,26 +59,12 @@ impl Journal {
             return Err(StateError::io("append to the journal", &self.path)(e));
         }
         self.state.apply_op(op);
-        self.appended += 1;
         Ok(())
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The base state with every appended op applied (serial unchanged until commit).
-    pub fn state(&self) -> &State {
-        &self.state
-    }
-
     pub fn into_state(self) -> State {
         self.state
-    }
-
-    /// How many ops this journal has appended.
-    pub fn appended(&self) -> usize {
-        self.appended
     }
 }
 
@@ -98,19 +83,10 @@ pub(crate) fn create(path: &Path, base: &State) -> Result<Journal, StateError> {
 
     let tmp = temp_path(path);
     let result = (|| {
-        let mut options = OpenOptions::new();
+        let mut options = crate::util::private_file_options();
         options.append(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(&tmp)
+        let mut file = crate::util::open_private(&options, &tmp)
             .map_err(StateError::io("create the journal", &tmp))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            file.set_permissions(fs::Permissions::from_mode(0o600))
-                .map_err(StateError::io("set the mode of the journal", &tmp))?;
-        }
         file.write_all(&line)
             .and_then(|()| file.sync_all())
             .map_err(StateError::io("write the journal", &tmp))?;
@@ -124,7 +100,6 @@ pub(crate) fn create(path: &Path, base: &State) -> Result<Journal, StateError> {
             path: path.to_path_buf(),
             file,
             state: base.clone(),
-            appended: 0,
             poisoned: false,
         }),
         Err(e) => {

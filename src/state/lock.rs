@@ -7,7 +7,7 @@
 //! `headcount state unlock` still removes the file (for a holder on another machine whose file
 //! system does not carry OS locks).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
@@ -120,10 +120,6 @@ impl LockGuard {
         &self.info
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Removes the lock now and reports a failure, which `Drop` cannot.
     pub fn release(mut self) -> Result<(), StateError> {
         self.released = true;
@@ -169,12 +165,9 @@ pub(crate) fn acquire(path: &Path, operation: &str) -> Result<LockGuard, StateEr
     // The file may be removed (by its holder releasing it) between our open and our lock: then
     // we hold a lock on a file that is gone, and try again on the new one.
     for _ in 0..5 {
-        let mut options = OpenOptions::new();
+        let mut options = crate::util::private_file_options();
         options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(path)
+        let mut file = crate::util::open_private(&options, path)
             .map_err(StateError::io("open the lock", path))?;
         match file.try_lock() {
             Ok(()) => {}

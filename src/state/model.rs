@@ -55,14 +55,6 @@ impl State {
             }
         }
     }
-
-    /// Which sync manages a target account, if any.
-    pub fn owner_of(&self, target: &str, target_id: &str) -> Option<&str> {
-        self.syncs
-            .iter()
-            .find(|(_, s)| s.target == target && s.accounts.contains_key(target_id))
-            .map(|(name, _)| name.as_str())
-    }
 }
 
 /// The accounts one sync manages.

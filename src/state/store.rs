@@ -13,14 +13,14 @@
 //!   its ops are replayed in memory.
 //! - `base_serial` < state serial: the journal was committed and the process died before removing
 //!   it. Every commit writes a state that contains the journal's ops (it is built from `load`, which
-//!   replays them, or from [`Journal::state`]), so the journal is ignored; `recover` deletes it.
+//!   replays them, or from [`Journal::into_state`]), so the journal is ignored; `recover` deletes it.
 //! - `base_serial` > state serial, another lineage, or a journal on top of a serial > 0 with no
 //!   state file: the state file is not the one the journal was written for. That is an error, since
 //!   replaying would lose or misplace operations already done in the targets.
 //! - no state file and a first-apply journal (`base_serial` 0): the state is `State::new(lineage)`
 //!   plus the ops; with no op at all, there is still no state (`None`).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -28,9 +28,7 @@ use super::error::StateError;
 use super::journal::{self, Journal};
 use super::lock::{self, LockGuard, LockInfo};
 use super::model::{FORMAT_VERSION, State};
-
-/// Where the state lives unless the config says otherwise.
-pub const DEFAULT_STATE_PATH: &str = ".headcount/state.json";
+use crate::util;
 
 /// What [`StateStore::load_detailed`] did with the journal, for messages such as "recovered 12
 /// operations of an interrupted apply".
@@ -341,19 +339,10 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     create_parent_dir(path)?;
     let tmp = temp_path(path);
     let result = (|| {
-        let mut options = OpenOptions::new();
+        let mut options = util::private_file_options();
         options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(&tmp)
+        let mut file = util::open_private(&options, &tmp)
             .map_err(StateError::io("create a temporary state file", &tmp))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            file.set_permissions(fs::Permissions::from_mode(0o600))
-                .map_err(StateError::io("set the mode of the state file", &tmp))?;
-        }
         file.write_all(bytes)
             .and_then(|()| file.sync_all())
             .map_err(StateError::io("write the state file", &tmp))?;
@@ -391,19 +380,10 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Creates the state directory on first write; mode 0700 because the state lists people.
+/// Creates the state directory on first write; owner-only because the state lists people.
 pub(crate) fn create_parent_dir(path: &Path) -> Result<(), StateError> {
     let dir = parent_dir(path);
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(StateError::io("create the state directory", dir))
+    util::create_private_dir_all(dir).map_err(StateError::io("create the state directory", dir))
 }
 
 /// Makes a rename or removal in `dir` durable.
@@ -637,7 +617,7 @@ mod tests {
             let mut journal = store.journal(&guard, &base).unwrap();
             journal.append(&upsert("2")).unwrap();
         }
-        let mut f = OpenOptions::new()
+        let mut f = fs::OpenOptions::new()
             .append(true)
             .open(store.journal_path())
             .unwrap();
@@ -795,7 +775,7 @@ mod tests {
     #[test]
     fn bare_file_name_uses_the_current_directory() {
         assert_eq!(parent_dir(Path::new("state.json")), Path::new("."));
-        let s = StateStore::new(PathBuf::from(DEFAULT_STATE_PATH));
+        let s = StateStore::new(PathBuf::from(".headcount/state.json"));
         assert_eq!(s.lock_path(), Path::new(".headcount/state.json.lock"));
         assert_eq!(s.journal_path(), Path::new(".headcount/state.json.journal"));
     }

@@ -574,7 +574,7 @@ fn fields_lists_kinds() {
         .expect("bin")
         .args(["fields", "nope"])
         .assert()
-        .code(2);
+        .code(1);
 }
 
 #[test]

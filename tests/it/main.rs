@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod cli_contract;
 mod compliance;
 mod config_init;
 mod config_load;

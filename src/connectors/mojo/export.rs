@@ -326,7 +326,7 @@ impl Inner {
     }
 
     fn apply(&self, ops: &[TargetOp]) -> Result<Vec<OpResult>, ConnectorError> {
-        std::fs::create_dir_all(&self.dir)
+        crate::util::create_private_dir_all(&self.dir)
             .map_err(|e| io_error(&self.dir, "cannot be created", &e))?;
         self.clean_leftovers();
         let (mut accounts, number) = self.load()?;
@@ -555,7 +555,8 @@ impl Inner {
         if temp.exists() {
             std::fs::remove_dir_all(&temp).map_err(|e| io_error(&temp, "cannot be removed", &e))?;
         }
-        std::fs::create_dir(&temp).map_err(|e| io_error(&temp, "cannot be created", &e))?;
+        crate::util::create_private_dir(&temp)
+            .map_err(|e| io_error(&temp, "cannot be created", &e))?;
         let written = self.fill_set(&temp, number, batch).and_then(|()| {
             sync_dir(&temp)?;
             std::fs::rename(&temp, &final_path).map_err(|e| {
@@ -810,7 +811,9 @@ fn write_synced(
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<(), ConnectorError> {
     let result = (|| {
-        let mut writer = BufWriter::new(File::create_new(path)?);
+        let mut options = crate::util::private_file_options();
+        options.write(true).create_new(true);
+        let mut writer = BufWriter::new(crate::util::open_private(&options, path)?);
         fill(&mut writer)?;
         let file = writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()

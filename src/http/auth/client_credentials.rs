@@ -13,7 +13,8 @@ use super::token::{EndpointOptions, TokenEndpoint};
 use super::{AuthError, AuthProvider, Certificate, Credential, Issued, TokenFile};
 
 /// The `client_assertion_type` of a JWT client assertion.
-pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const JWT_BEARER_ASSERTION: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// How the client proves who it is at the token endpoint.
 pub enum ClientAuth {

@@ -16,7 +16,7 @@ use super::token::{EndpointOptions, TokenEndpoint};
 use super::{AuthError, AuthProvider, Credential, Issued};
 
 /// The `grant_type` that exchanges a signed JWT for an access token.
-pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub(crate) const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// Lifetime asked in `exp`: Google's maximum.
 const JWT_LIFETIME: Duration = Duration::from_secs(3600);

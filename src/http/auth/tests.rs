@@ -18,8 +18,8 @@ use url::Url;
 
 use super::jwt::RsaSigner;
 use super::*;
-use crate::testkit::{builder, fast_policy, serve};
 use crate::http::{HttpClient, HttpError, Request, redact};
+use crate::testkit::{builder, fast_policy, serve};
 
 const KEY_PKCS8: &str = include_str!("testdata/test-key.pem");
 const KEY_PKCS1: &str = include_str!("testdata/test-key-pkcs1.pem");
