@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::connectors::{ApplyOptions, LiveAccount, OpResult, Target, TargetOp};
+use crate::connectors::{ApplyOptions, ConnectorError, LiveAccount, OpResult, Target, TargetOp};
 use crate::plan::{Action, Change, SyncPlan};
 use crate::planner::{SyncSpec, desired, values};
 use crate::state::{ManagedAccount, Origin, State, StateOp};
@@ -50,6 +50,8 @@ pub struct OpEvent {
     pub identity: BTreeMap<String, String>,
     /// Changed fields, sensitive values replaced by `(sensitive)`.
     pub fields: BTreeMap<String, RedactedDiff>,
+    /// What became of it.
+    pub outcome: Outcome,
     /// `None` on success, else the reason.
     pub error: Option<String>,
     /// Set when the operation never started because the apply was interrupted: nothing was
@@ -58,6 +60,42 @@ pub struct OpEvent {
     pub not_started: bool,
 }
 
+/// What became of one change. Decided from the connector's typed error, never its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Error,
+    /// The write may or may not have happened (the answer was lost): the next plan lists the
+    /// target and finds out; the audit log says `unknown`, not `error`.
+    Unknown,
+    /// Never started: the apply was interrupted first.
+    NotStarted,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Unknown => "unknown",
+            Outcome::NotStarted => "not_started",
+        }
+    }
+
+    /// The outcome of a connector's error.
+    pub fn of(e: &ConnectorError) -> Outcome {
+        match e {
+            ConnectorError::Cancelled => Outcome::NotStarted,
+            e if e.is_ambiguous() => Outcome::Unknown,
+            _ => Outcome::Error,
+        }
+    }
+}
+
+/// Why a change did not succeed: its outcome and the message.
+type Failed = (Outcome, String);
+
 /// A field change safe to log.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RedactedDiff {
@@ -65,12 +103,11 @@ pub struct RedactedDiff {
     pub after: Value,
 }
 
-fn event(
-    sync: &SyncPlan,
-    change: &Change,
-    target_id: Option<String>,
-    error: Option<String>,
-) -> OpEvent {
+fn event(sync: &SyncPlan, change: &Change, result: Result<Option<String>, &Failed>) -> OpEvent {
+    let (target_id, outcome, error) = match result {
+        Ok(id) => (id, Outcome::Ok, None),
+        Err((outcome, message)) => (None, *outcome, Some(message.clone())),
+    };
     let redact = |sensitive: bool, v: &Value| {
         if sensitive && !v.is_null() {
             Value::String("(sensitive)".to_string())
@@ -97,7 +134,8 @@ fn event(
                 )
             })
             .collect(),
-        not_started: error.as_deref() == Some(NOT_STARTED),
+        not_started: outcome == Outcome::NotStarted,
+        outcome,
         error,
     }
 }
@@ -154,14 +192,10 @@ pub async fn apply_recorded(
     recorder: &dyn Recorder,
 ) -> ApplyReport {
     let report = Mutex::new(ApplyReport::default());
-    let observe = |sync: &SyncPlan, change: &Change, result: Result<Option<String>, String>| {
-        let (id, error) = match result {
-            Ok(id) => (id, None),
-            Err(e) => (None, Some(e)),
-        };
-        (input.observer)(&event(sync, change, id, error.clone()));
+    let observe = |sync: &SyncPlan, change: &Change, result: Result<Option<String>, Failed>| {
+        (input.observer)(&event(sync, change, result.as_ref().map(Clone::clone)));
         if let Ok(mut r) = report.lock() {
-            match error {
+            match result.err().map(|(_, message)| message) {
                 None => {
                     *r.applied
                         .entry(sync.name.clone())
@@ -191,7 +225,11 @@ pub async fn apply_recorded(
         let mut op_changes = Vec::new();
         for change in &sync.changes {
             if input.options.cancelled() {
-                observe(sync, change, Err(NOT_STARTED.to_string()));
+                observe(
+                    sync,
+                    change,
+                    Err((Outcome::NotStarted, NOT_STARTED.to_string())),
+                );
                 continue;
             }
             match prepare(sync, spec, change, &live_by_id, state, secrets) {
@@ -200,13 +238,13 @@ pub async fn apply_recorded(
                         state.apply_op(&op);
                         observe(sync, change, Ok(None));
                     }
-                    Err(e) => observe(sync, change, Err(e)),
+                    Err(e) => observe(sync, change, Err((Outcome::Error, e))),
                 },
                 Prepared::Target(op) => {
                     ops.push(op);
                     op_changes.push(change);
                 }
-                Prepared::Fail(message) => observe(sync, change, Err(message)),
+                Prepared::Fail(message) => observe(sync, change, Err((Outcome::Error, message))),
             }
         }
         if ops.is_empty() {
@@ -217,7 +255,10 @@ pub async fn apply_recorded(
                 observe(
                     sync,
                     change,
-                    Err(format!("target `{}` is not configured", sync.target)),
+                    Err((
+                        Outcome::Error,
+                        format!("target `{}` is not configured", sync.target),
+                    )),
                 );
             }
             continue;
@@ -251,8 +292,11 @@ pub async fn apply_recorded(
                         let mut outcome = Ok(Some(id));
                         for op in &ops {
                             if let Err(e) = recorder.record(op).await {
-                                outcome = Err(format!(
-                                    "applied in the target but not recorded in the state ({e}); run plan: the account will be adopted"
+                                outcome = Err((
+                                    Outcome::Error,
+                                    format!(
+                                        "applied in the target but not recorded in the state ({e}); run plan: the account will be adopted"
+                                    ),
                                 ));
                                 break;
                             }
@@ -260,10 +304,12 @@ pub async fn apply_recorded(
                         }
                         observe(sync, change, outcome);
                     }
-                    Err(crate::connectors::ConnectorError::Cancelled) => {
-                        observe(sync, change, Err(NOT_STARTED.to_string()))
-                    }
-                    Err(e) => observe(sync, change, Err(e.to_string())),
+                    Err(ConnectorError::Cancelled) => observe(
+                        sync,
+                        change,
+                        Err((Outcome::NotStarted, NOT_STARTED.to_string())),
+                    ),
+                    Err(e) => observe(sync, change, Err((Outcome::of(&e), e.to_string()))),
                 }
             }
         };
@@ -275,13 +321,14 @@ pub async fn apply_recorded(
             if seen.get(i).copied().unwrap_or(false) {
                 continue;
             }
-            let message = match &batch {
-                Err(e) => e.to_string(),
-                Ok(()) => {
-                    "the target reported no outcome for this operation; run plan again".to_string()
-                }
+            let failed = match &batch {
+                Err(e) => (Outcome::of(e), e.to_string()),
+                Ok(()) => (
+                    Outcome::Error,
+                    "the target reported no outcome for this operation; run plan again".to_string(),
+                ),
             };
-            observe(sync, change, Err(message));
+            observe(sync, change, Err(failed));
         }
     }
     report.into_inner().unwrap_or_default()
@@ -497,7 +544,8 @@ mod tests {
     use serde_json::json;
     use std::sync::Mutex as StdMutex;
 
-    /// A target that fails every operation whose email starts with "bad".
+    /// A target that fails every operation whose email starts with "bad", and loses the answer
+    /// of those starting with "lost".
     struct Picky {
         seen: StdMutex<Vec<TargetOp>>,
     }
@@ -525,6 +573,11 @@ mod tests {
                                 Err(ConnectorError::rejected(format!(
                                     "422 Email {email} is blocked"
                                 )))
+                            } else if email.starts_with("lost") {
+                                Err(ConnectorError::Ambiguous {
+                                    what: "POST /users".into(),
+                                    cause: "connection dropped".into(),
+                                })
                             } else {
                                 Ok(format!("id-{i}"))
                             }
@@ -596,7 +649,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_operation_fails_alone_and_only_successes_are_recorded() {
-        let emails = ["a@x.com", "bad@x.com", "c@x.com"];
+        let emails = ["a@x.com", "bad@x.com", "c@x.com", "lost@x.com"];
         let sync = SyncPlan {
             name: "s".into(),
             source: "hr".into(),
@@ -645,7 +698,7 @@ mod tests {
         )
         .await;
         assert_eq!(report.succeeded(), 2);
-        assert_eq!(report.failures.len(), 1);
+        assert_eq!(report.failures.len(), 2);
         assert_eq!(report.failures[0].identity, "bad@x.com");
         assert!(
             report.failures[0]
@@ -660,10 +713,20 @@ mod tests {
             "only successes are journalled"
         );
         let events = events.lock().unwrap();
-        assert_eq!(events.len(), 3);
+        assert_eq!(events.len(), 4);
         for e in events.iter() {
             assert_eq!(e.fields["password"].after, json!("(sensitive)"));
         }
+        // The outcome comes from the error's kind, not its text: a lost answer is unknown.
+        let outcome = |email: &str| {
+            events
+                .iter()
+                .find(|e| e.identity["email"] == email)
+                .map(|e| e.outcome)
+        };
+        assert_eq!(outcome("a@x.com"), Some(Outcome::Ok));
+        assert_eq!(outcome("bad@x.com"), Some(Outcome::Error));
+        assert_eq!(outcome("lost@x.com"), Some(Outcome::Unknown));
         // The real secret reached the target, and only there.
         let stored = serde_json::to_string(&state).unwrap();
         assert!(!stored.contains("pw-123456"));

@@ -65,7 +65,7 @@ impl AuditLog {
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
             event,
-            result: if event.error.is_none() { "ok" } else { "error" },
+            result: event.outcome.as_str(),
             config_commit,
         };
         let mut line = serde_json::to_vec(&record).map_err(|e| AuditError {
@@ -87,7 +87,7 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::RedactedDiff;
+    use crate::apply::{Outcome, RedactedDiff};
     use crate::plan::Action;
     use std::collections::BTreeMap;
 
@@ -109,13 +109,24 @@ mod tests {
                     after: "(sensitive)".into(),
                 },
             )]),
+            outcome: Outcome::Ok,
             error: None,
             not_started: false,
         };
         log.append(&event, Some("abc123")).unwrap();
         log.append(
             &OpEvent {
+                outcome: Outcome::Error,
                 error: Some("boom".into()),
+                ..event.clone()
+            },
+            None,
+        )
+        .unwrap();
+        log.append(
+            &OpEvent {
+                outcome: Outcome::Unknown,
+                error: Some("POST /Users: no usable answer".into()),
                 ..event
             },
             None,
@@ -126,12 +137,14 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.len(), 3);
         assert_eq!(lines[0]["result"], "ok");
         assert_eq!(lines[0]["config_commit"], "abc123");
         assert_eq!(lines[0]["fields"]["password"]["after"], "(sensitive)");
         assert_eq!(lines[1]["result"], "error");
         assert_eq!(lines[1]["error"], "boom");
+        // A write whose answer was lost is neither: the next plan finds out.
+        assert_eq!(lines[2]["result"], "unknown");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

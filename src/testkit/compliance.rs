@@ -473,6 +473,10 @@ impl Exposure {
                 target_id: r.as_ref().ok().cloned(),
                 identity: BTreeMap::new(),
                 fields: BTreeMap::new(),
+                outcome: match r {
+                    Ok(_) => crate::apply::Outcome::Ok,
+                    Err(e) => crate::apply::Outcome::of(e),
+                },
                 error: r.as_ref().err().map(ToString::to_string),
                 not_started: false,
             };
