@@ -103,9 +103,9 @@ pub struct RedactedDiff {
     pub after: Value,
 }
 
-fn event(sync: &SyncPlan, change: &Change, result: Result<Option<String>, &Failed>) -> OpEvent {
+fn event(sync: &SyncPlan, change: &Change, result: &Result<Option<String>, Failed>) -> OpEvent {
     let (target_id, outcome, error) = match result {
-        Ok(id) => (id, Outcome::Ok, None),
+        Ok(id) => (id.clone(), Outcome::Ok, None),
         Err((outcome, message)) => (None, *outcome, Some(message.clone())),
     };
     let redact = |sensitive: bool, v: &Value| {
@@ -193,7 +193,7 @@ pub async fn apply_recorded(
 ) -> ApplyReport {
     let report = Mutex::new(ApplyReport::default());
     let observe = |sync: &SyncPlan, change: &Change, result: Result<Option<String>, Failed>| {
-        (input.observer)(&event(sync, change, result.as_ref().map(Clone::clone)));
+        (input.observer)(&event(sync, change, &result));
         if let Ok(mut r) = report.lock() {
             match result.err().map(|(_, message)| message) {
                 None => {
