@@ -2,8 +2,12 @@
 //! writes Mojo's CSV import files. Both share Mojo's field table.
 
 mod export;
+mod helpdesk;
 
 pub use export::{CsvExportTarget, MAX_ROWS_LIMIT};
+pub use helpdesk::{
+    DEFAULT_RATE_LIMIT, INDIVIDUALS, MojoHelpdeskTarget, PER_PAGE, ROLES, client, mojo_message,
+};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -12,7 +16,10 @@ use super::spec::{BuildContext, SourceStarter, TargetSpec, TargetStarter, starte
 use super::{ConnectorError, Target};
 use crate::model::checks::{self, Checks, PathSeg};
 use crate::model::fields::{create_only, field, ident};
-use crate::model::{FieldSpec, FieldType, IdentityNorm, SecretRef, Writable};
+use crate::model::{FieldSpec, FieldType, HttpSettings, IdentityNorm, SecretRef, Writable};
+
+/// Mojo's one multi-tenant API host.
+const DEFAULT_BASE_URL: &str = "https://app.mojohelpdesk.com";
 
 /// Mojo Helpdesk (REST API v2).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -54,14 +61,33 @@ impl TargetSpec for MojoHelpdeskConfig {
         checks::custom_field_list(c, Self::CUSTOM_FIELDS_KEY, &self.custom_fields);
     }
 
-    fn build(
-        &self,
-        _name: &str,
-        _cx: &BuildContext<'_>,
-    ) -> Result<Box<dyn Target>, ConnectorError> {
-        Err(ConnectorError::Unsupported {
-            kind: "mojo_helpdesk".to_string(),
-        })
+    fn build(&self, name: &str, cx: &BuildContext<'_>) -> Result<Box<dyn Target>, ConnectorError> {
+        let settings = HttpSettings::parse(self.rate_limit.as_deref(), self.timeout.as_deref())
+            .map_err(|e| ConnectorError::Config(format!("`{}`: {e}", e.key())))?;
+        let base_url = self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        let key = format!(
+            "mojo_helpdesk {} {}",
+            base_url.trim(),
+            self.access_key.describe()
+        );
+        let client = cx
+            .clients
+            .get_or_build(key, || {
+                let access_key = cx
+                    .secret("access_key", &self.access_key)
+                    .map_err(|e| crate::http::HttpError::Config(e.to_string()))?;
+                client(
+                    &format!("mojo_helpdesk target `{name}`"),
+                    base_url,
+                    access_key,
+                    settings,
+                )
+            })
+            .map_err(ConnectorError::from)?;
+        Ok(Box::new(MojoHelpdeskTarget::new(
+            client,
+            self.custom_fields.clone(),
+        )))
     }
 
     fn starter(s: &SourceStarter) -> TargetStarter {

@@ -3,4 +3,5 @@
 
 mod csv;
 mod csv_export;
+mod mojo_helpdesk;
 mod scim;
