@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use super::{Source, Target};
 use crate::http::{HttpClient, HttpError};
 use crate::model::checks::Checks;
-use crate::model::{ConnectorError, FieldSpec, SecretRef};
+use crate::model::{ConnectorError, FieldSpec, HttpSettings, SecretRef};
 
 /// What a builder needs besides its config entry.
 pub struct BuildContext<'a> {
@@ -30,6 +30,36 @@ impl BuildContext<'_> {
         } else {
             self.base_dir.join(p)
         }
+    }
+
+    /// An entry's `rate_limit` and `timeout`, parsed (validation has reported them already).
+    pub fn http_settings(
+        &self,
+        rate_limit: Option<&str>,
+        timeout: Option<&str>,
+    ) -> Result<HttpSettings, ConnectorError> {
+        HttpSettings::parse(rate_limit, timeout)
+            .map_err(|e| ConnectorError::Config(format!("`{}`: {e}", e.key())))
+    }
+
+    /// The HTTP client of one vendor account, named by its kind, base URL and credential
+    /// reference: built by `make` from the resolved secret the first time, shared after.
+    pub fn account_client(
+        &self,
+        kind: &str,
+        base_url: &str,
+        (key, credential): (&str, &SecretRef),
+        make: impl FnOnce(SecretString) -> Result<HttpClient, HttpError>,
+    ) -> Result<HttpClient, ConnectorError> {
+        let account = format!("{kind} {} {}", base_url.trim(), credential.describe());
+        self.clients
+            .get_or_build(account, || {
+                let secret = self
+                    .secret(key, credential)
+                    .map_err(|e| HttpError::Config(e.to_string()))?;
+                make(secret)
+            })
+            .map_err(ConnectorError::from)
     }
 
     /// Reads a secret reference, saying which setting it is when it cannot be read.

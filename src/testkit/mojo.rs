@@ -231,7 +231,10 @@ async fn list_users(State(s): S, Query(q): Q) -> Response {
 fn parse_object(body: &Bytes) -> Result<Map<String, Value>, Box<Response>> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(Box::new(error(StatusCode::BAD_REQUEST, "Invalid JSON body"))),
+        _ => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "Invalid JSON body",
+        ))),
     }
 }
 

@@ -16,7 +16,7 @@ use super::spec::{BuildContext, SourceStarter, TargetSpec, TargetStarter, starte
 use super::{ConnectorError, Target};
 use crate::model::checks::{self, Checks, PathSeg};
 use crate::model::fields::{create_only, field, ident};
-use crate::model::{FieldSpec, FieldType, HttpSettings, IdentityNorm, SecretRef, Writable};
+use crate::model::{FieldSpec, FieldType, IdentityNorm, SecretRef, Writable};
 
 /// Mojo's one multi-tenant API host.
 const DEFAULT_BASE_URL: &str = "https://app.mojohelpdesk.com";
@@ -62,28 +62,17 @@ impl TargetSpec for MojoHelpdeskConfig {
     }
 
     fn build(&self, name: &str, cx: &BuildContext<'_>) -> Result<Box<dyn Target>, ConnectorError> {
-        let settings = HttpSettings::parse(self.rate_limit.as_deref(), self.timeout.as_deref())
-            .map_err(|e| ConnectorError::Config(format!("`{}`: {e}", e.key())))?;
+        let settings = cx.http_settings(self.rate_limit.as_deref(), self.timeout.as_deref())?;
         let base_url = self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
-        let key = format!(
-            "mojo_helpdesk {} {}",
-            base_url.trim(),
-            self.access_key.describe()
-        );
-        let client = cx
-            .clients
-            .get_or_build(key, || {
-                let access_key = cx
-                    .secret("access_key", &self.access_key)
-                    .map_err(|e| crate::http::HttpError::Config(e.to_string()))?;
-                client(
-                    &format!("mojo_helpdesk target `{name}`"),
-                    base_url,
-                    access_key,
-                    settings,
-                )
-            })
-            .map_err(ConnectorError::from)?;
+        let access = ("access_key", &self.access_key);
+        let client = cx.account_client("mojo_helpdesk", base_url, access, |key| {
+            client(
+                &format!("mojo_helpdesk target `{name}`"),
+                base_url,
+                key,
+                settings,
+            )
+        })?;
         Ok(Box::new(MojoHelpdeskTarget::new(
             client,
             self.custom_fields.clone(),

@@ -16,7 +16,6 @@ use super::spec::{
     BuildContext, SourceSpec, SourceStarter, TargetSpec, TargetStarter, starter_field as f,
 };
 use super::{ConnectorError, Source, Target};
-use crate::http::HttpClient;
 use crate::model::checks::{self, Checks};
 use crate::model::fields::{field, ident};
 use crate::model::{FieldSpec, FieldType, HttpSettings, IdentityNorm, SecretRef};
@@ -52,27 +51,6 @@ pub struct ScimTargetConfig {
     pub timeout: Option<String>,
 }
 
-/// The account's client: one per base URL and token, whichever of source or target asks
-/// first (the engine builds targets first, so a target's `rate_limit` governs the account).
-fn account_client(
-    role: &str,
-    name: &str,
-    base_url: &str,
-    token: &SecretRef,
-    settings: HttpSettings,
-    cx: &BuildContext<'_>,
-) -> Result<HttpClient, ConnectorError> {
-    let key = format!("scim {} {}", base_url.trim(), token.describe());
-    cx.clients
-        .get_or_build(key, || {
-            let token = cx
-                .secret("token", token)
-                .map_err(|e| crate::http::HttpError::Config(e.to_string()))?;
-            client(&format!("scim {role} `{name}`"), base_url, token, settings)
-        })
-        .map_err(ConnectorError::from)
-}
-
 impl SourceSpec for ScimSourceConfig {
     fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
         vec![("token", &self.token)]
@@ -83,14 +61,17 @@ impl SourceSpec for ScimSourceConfig {
     }
 
     fn build(&self, name: &str, cx: &BuildContext<'_>) -> Result<Box<dyn Source>, ConnectorError> {
-        let client = account_client(
-            "source",
-            name,
-            &self.base_url,
-            &self.token,
-            HttpSettings::default(),
-            cx,
-        )?;
+        // One client per account: the engine builds targets first, so a target on the same
+        // account has made it already, with its `rate_limit` and `timeout`.
+        let client =
+            cx.account_client("scim", &self.base_url, ("token", &self.token), |token| {
+                client(
+                    &format!("scim source `{name}`"),
+                    &self.base_url,
+                    token,
+                    HttpSettings::default(),
+                )
+            })?;
         Ok(Box::new(ScimSource::new(client, self.filter.clone())))
     }
 
@@ -129,9 +110,16 @@ impl TargetSpec for ScimTargetConfig {
     }
 
     fn build(&self, name: &str, cx: &BuildContext<'_>) -> Result<Box<dyn Target>, ConnectorError> {
-        let settings = HttpSettings::parse(self.rate_limit.as_deref(), self.timeout.as_deref())
-            .map_err(|e| ConnectorError::Config(format!("`{}`: {e}", e.key())))?;
-        let client = account_client("target", name, &self.base_url, &self.token, settings, cx)?;
+        let settings = cx.http_settings(self.rate_limit.as_deref(), self.timeout.as_deref())?;
+        let client =
+            cx.account_client("scim", &self.base_url, ("token", &self.token), |token| {
+                client(
+                    &format!("scim target `{name}`"),
+                    &self.base_url,
+                    token,
+                    settings,
+                )
+            })?;
         Ok(Box::new(ScimTarget::new(client)))
     }
 
