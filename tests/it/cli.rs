@@ -1,48 +1,15 @@
 //! End-to-end tests: the real binary on fixture configs in a scratch directory.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 
-/// A scratch copy of `tests/fixtures/e2e`.
-struct Work {
-    dir: tempfile::TempDir,
-}
+use crate::support::work::Work;
 
 impl Work {
-    fn new() -> Work {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/e2e");
-        for entry in fs::read_dir(&src).expect("fixtures") {
-            let entry = entry.expect("entry");
-            fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
-        }
-        Work { dir }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("headcount").expect("binary");
-        c.current_dir(self.dir.path())
-            .env_remove("HEADCOUNT_CONFIG")
-            .env("NO_COLOR", "1");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> assert_cmd::assert::Assert {
-        self.cmd().args(args).write_stdin("").assert()
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        fs::write(self.path(rel), text).expect("write");
-    }
-
     fn edit_csv(&self, f: impl Fn(String) -> String) {
         let text = fs::read_to_string(self.path("people.csv")).expect("read csv");
         self.write("people.csv", &f(text));
@@ -101,7 +68,7 @@ fn help_documents_exit_codes_and_commands() {
 
 #[test]
 fn first_plan_lists_creates_invalid_records_and_summary() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     let a = w.run(&["plan"]).success();
     let out = stdout_of(&a);
     assert!(
@@ -126,7 +93,7 @@ fn first_plan_lists_creates_invalid_records_and_summary() {
 
 #[test]
 fn detailed_exitcode_and_strict() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.run(&["plan", "--detailed-exitcode"]).code(2);
     w.run(&["plan", "--strict"]).code(1);
     w.apply();
@@ -137,7 +104,7 @@ fn detailed_exitcode_and_strict() {
 
 #[test]
 fn json_plan_is_the_versioned_document() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     let doc = w.plan_json(&[]);
     assert_eq!(doc["format_version"], "1");
     assert!(doc["headcount_version"].is_string());
@@ -155,7 +122,7 @@ fn json_plan_is_the_versioned_document() {
 
 #[test]
 fn markdown_plan_is_for_pr_comments() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     let a = w
         .cmd()
         .args(["plan", "--format", "markdown", "--color", "always"])
@@ -170,7 +137,7 @@ fn markdown_plan_is_for_pr_comments() {
 
 #[test]
 fn color_always_colours_text() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     let a = w
         .cmd()
         .args(["plan", "--color", "always"])
@@ -181,7 +148,7 @@ fn color_always_colours_text() {
 
 #[test]
 fn apply_refuses_without_a_terminal_or_auto_approve_and_writes_nothing() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.run(&["apply"])
         .code(1)
         .stderr(predicate::str::contains("--auto-approve"));
@@ -191,7 +158,7 @@ fn apply_refuses_without_a_terminal_or_auto_approve_and_writes_nothing() {
 
 #[test]
 fn apply_then_plan_is_a_no_op_and_state_is_private() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.run(&["apply", "--auto-approve"])
         .success()
         .stdout(predicate::str::contains("9 of 9 change(s) applied"));
@@ -240,7 +207,7 @@ fn apply_then_plan_is_a_no_op_and_state_is_private() {
 
 #[test]
 fn source_changes_become_updates_and_removals() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.apply();
     w.edit_csv(|t| {
         t.replace("Ann,Archer", "Anne,Archer").replace(
@@ -268,7 +235,7 @@ fn source_changes_become_updates_and_removals() {
 
 #[test]
 fn mass_removal_guard_blocks_until_allowed() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.apply();
     w.edit_csv(|t| {
         t.lines()
@@ -288,7 +255,7 @@ fn mass_removal_guard_blocks_until_allowed() {
 
 #[test]
 fn empty_source_never_means_everyone_left() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.apply();
     w.write(
         "people.csv",
@@ -300,7 +267,7 @@ fn empty_source_never_means_everyone_left() {
 
 #[test]
 fn saved_plan_applies_once_then_is_stale() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.run(&["plan", "--out", "plan.json"]).success();
     let shown = stdout_of(&w.run(&["show", "plan.json"]).success());
     assert!(shown.contains("Plan: 9 to change."));
@@ -319,7 +286,7 @@ fn saved_plan_applies_once_then_is_stale() {
 
 #[test]
 fn saved_plan_is_stale_when_the_config_changes() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.run(&["plan", "--out", "plan.json"]).success();
     let cfg = fs::read_to_string(w.path("headcount.yaml")).expect("cfg");
     w.write(
@@ -334,7 +301,7 @@ fn saved_plan_is_stale_when_the_config_changes() {
 
 #[test]
 fn saved_plan_is_stale_when_a_target_account_changed() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.apply();
     w.edit_csv(|t| t.replace("Ann,Archer", "Anne,Archer"));
     w.run(&["plan", "--out", "plan.json"]).success();
@@ -355,7 +322,7 @@ fn saved_plan_is_stale_when_a_target_account_changed() {
 
 #[test]
 fn show_renders_every_format() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.run(&["plan", "--out", "plan.json"]).success();
     let json = stdout_of(&w.run(&["show", "plan.json", "--format", "json"]).success());
     let saved: Value =
@@ -373,7 +340,7 @@ fn show_renders_every_format() {
 
 #[test]
 fn state_commands_list_show_forget_unlock() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.apply();
     let list = stdout_of(&w.run(&["state", "list"]).success());
     assert_eq!(list.lines().count(), 9, "{list}");
@@ -438,7 +405,7 @@ fn state_commands_list_show_forget_unlock() {
 
 #[test]
 fn sync_removed_from_config_is_forgotten_not_touched() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.apply();
     let cfg = fs::read_to_string(w.path("headcount.yaml")).expect("cfg");
     w.write(
@@ -458,7 +425,7 @@ fn sync_removed_from_config_is_forgotten_not_touched() {
 
 #[test]
 fn unknown_sync_name_suggests_the_nearest() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.run(&["plan", "--sync", "staf"])
         .code(1)
         .stderr(predicate::str::contains("did you mean `staff`"));
@@ -466,7 +433,7 @@ fn unknown_sync_name_suggests_the_nearest() {
 
 #[test]
 fn bad_config_exits_1_with_location() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     let cfg = fs::read_to_string(w.path("headcount.yaml")).expect("cfg");
     w.write(
         "headcount.yaml",
@@ -480,7 +447,7 @@ fn bad_config_exits_1_with_location() {
 
 #[test]
 fn non_utf8_csv_is_reported_with_row_and_offset_and_nothing_is_written() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     let mut bytes = fs::read(w.path("people.csv")).expect("csv");
     let at = bytes.iter().position(|b| *b == b'A').expect("an A");
     bytes[at] = 0xff;
@@ -631,7 +598,7 @@ fn apply_on_tty(w: &Work, answer: &str) -> String {
 
 #[test]
 fn apply_on_a_terminal_asks_and_only_yes_applies() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     let out = apply_on_tty(&w, "no\n");
     assert!(out.contains("Only 'yes' will be accepted"), "{out}");
     assert!(out.contains("Apply cancelled."), "{out}");
@@ -643,7 +610,7 @@ fn apply_on_a_terminal_asks_and_only_yes_applies() {
 
 #[test]
 fn apply_writes_a_redacted_audit_log() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.apply();
     let text = fs::read_to_string(w.path(".headcount/audit.jsonl")).expect("audit log");
     let lines: Vec<Value> = text
@@ -685,7 +652,7 @@ fn apply_writes_a_redacted_audit_log() {
 
 #[test]
 fn apply_json_streams_one_object_per_operation() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.run(&["apply", "--json"])
         .code(1)
         .stderr(predicate::str::contains("--auto-approve"));
@@ -705,7 +672,7 @@ fn apply_json_streams_one_object_per_operation() {
 
 #[test]
 fn saved_plan_is_stale_when_an_account_to_create_appeared() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.run(&["plan", "--out", "plan.json"]).success();
     let dir = w.path("out/export-000001");
     fs::create_dir_all(&dir).expect("dir");
@@ -743,7 +710,7 @@ fn git(dir: &Path, args: &[&str]) {
 
 #[test]
 fn plan_base_separates_what_the_config_change_causes() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     git(w.dir.path(), &["init", "-q", "-b", "main"]);
     git(w.dir.path(), &["add", "headcount.yaml", "people.csv"]);
     git(w.dir.path(), &["commit", "-q", "-m", "base"]);

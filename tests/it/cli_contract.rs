@@ -4,53 +4,13 @@
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command as StdCommand, Stdio};
+use std::process::Stdio;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 
-/// A scratch copy of `tests/fixtures/contract` (CSV source, csv_export target).
-struct Work {
-    dir: tempfile::TempDir,
-}
+use crate::support::work::Work;
 
 impl Work {
-    fn new() -> Work {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/contract");
-        for entry in fs::read_dir(&src).expect("fixtures") {
-            let entry = entry.expect("entry");
-            fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
-        }
-        Work { dir }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("headcount").expect("binary");
-        c.current_dir(self.dir.path())
-            .env_remove("HEADCOUNT_CONFIG")
-            .env("NO_COLOR", "1");
-        c
-    }
-
-    /// The binary as a plain process, for tests that hold its pipes themselves.
-    fn spawnable(&self) -> StdCommand {
-        let mut c = StdCommand::new(assert_cmd::cargo::cargo_bin("headcount"));
-        c.current_dir(self.dir.path())
-            .env_remove("HEADCOUNT_CONFIG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> assert_cmd::assert::Assert {
-        self.cmd().args(args).write_stdin("").assert()
-    }
-
     /// Replaces the source with `n` active people, so that plans are large.
     fn many_people(&self, n: usize) {
         let mut csv = String::from("email,first,last,status,notes\n");
@@ -87,7 +47,7 @@ const USAGE_ERRORS: &[&[&str]] = &[
 
 #[test]
 fn usage_errors_exit_1_with_clap_message_on_stderr() {
-    let w = Work::new();
+    let w = Work::new("contract");
     for args in USAGE_ERRORS {
         let out = w.cmd().args(*args).write_stdin("").output().expect("run");
         assert_eq!(out.status.code(), Some(1), "headcount {args:?}");
@@ -102,7 +62,7 @@ fn usage_errors_exit_1_with_clap_message_on_stderr() {
 
 #[test]
 fn a_misspelled_flag_names_the_flag_it_meant() {
-    Work::new()
+    Work::new("contract")
         .run(&["plan", "--detailed-exitcod"])
         .code(1)
         .stderr(predicate::str::contains("--detailed-exitcode"));
@@ -110,7 +70,7 @@ fn a_misspelled_flag_names_the_flag_it_meant() {
 
 #[test]
 fn help_and_version_exit_0_on_stdout_and_help_documents_exit_codes() {
-    let w = Work::new();
+    let w = Work::new("contract");
     for args in [&["--help"][..], &["-h"], &["help"], &["plan", "--help"]] {
         w.run(args)
             .code(0)
@@ -156,7 +116,7 @@ fn read_one_line_then_close(w: &Work, args: &[&str]) -> (Option<i32>, String) {
 
 #[test]
 fn a_closed_pipe_on_large_output_ends_quietly() {
-    let w = Work::new();
+    let w = Work::new("contract");
     // Text and JSON plans far larger than a pipe buffer (64 KiB), so the writer meets the
     // closed pipe mid-output (markdown is capped at 60,000 characters and may fit).
     w.many_people(1500);
@@ -205,7 +165,7 @@ fn a_closed_pipe_on_large_output_ends_quietly() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_failed_write_to_stdout_is_an_error() {
-    let w = Work::new();
+    let w = Work::new("contract");
     for args in [&["schema"][..], &["plan"], &["--help"]] {
         let full = fs::OpenOptions::new()
             .write(true)
@@ -253,7 +213,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 #[cfg(unix)]
 #[test]
 fn files_holding_personal_data_are_owner_only() {
-    let w = Work::new();
+    let w = Work::new("contract");
     // A saved plan, in a folder headcount creates for it.
     w.run(&["plan", "--out", "plans/first.json"]).code(0);
     assert_eq!(mode(&w.path("plans")), 0o700);
@@ -292,7 +252,7 @@ fn files_holding_personal_data_are_owner_only() {
 #[cfg(unix)]
 #[test]
 fn journal_and_lock_are_owner_only() {
-    let w = Work::new();
+    let w = Work::new("contract");
     w.many_people(1000);
     let mut child = w
         .spawnable()
