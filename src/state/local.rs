@@ -39,11 +39,16 @@ impl StateBackend for LocalBackend {
     }
 
     async fn lock(&self, operation: &str) -> Result<Box<dyn LockedState>, StateError> {
+        // The lock file needs the state folder; when this run creates it, it goes again with
+        // the lock unless something was written into it (a refused apply writes nothing).
+        let dir = super::store::parent_dir(self.store.path()).to_path_buf();
+        let created = (!dir.exists()).then_some(CreatedDir(dir));
         let guard = self.store.lock(operation)?;
         Ok(Box::new(LocalLock {
             store: self.store.clone(),
             guard,
             journal: None,
+            _created: created,
         }))
     }
 
@@ -63,6 +68,20 @@ struct LocalLock {
     /// Declared before `guard`, so the journal file is closed before the lock goes.
     journal: Option<Journal>,
     guard: LockGuard,
+    /// Declared after `guard`: the folder is removed (when empty) once the lock file is gone.
+    _created: Option<CreatedDir>,
+}
+
+/// A state folder this run created for its lock: removed on drop if nothing else was written
+/// into it, so that a refused or empty run leaves no empty `.headcount/` behind.
+#[derive(Debug)]
+struct CreatedDir(std::path::PathBuf);
+
+impl Drop for CreatedDir {
+    fn drop(&mut self) {
+        // Fails, as it should, when the folder holds anything (state, journal, audit log).
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
 
 #[async_trait]
@@ -97,9 +116,16 @@ impl LockedState for LocalLock {
     }
 
     async fn release(self: Box<Self>) -> Result<(), StateError> {
-        let LocalLock { journal, guard, .. } = *self;
+        let LocalLock {
+            journal,
+            guard,
+            _created,
+            ..
+        } = *self;
         drop(journal);
-        guard.release()
+        let released = guard.release();
+        drop(_created);
+        released
     }
 }
 
