@@ -152,6 +152,42 @@ mod tests {
         }
     }
 
+    /// A lock that wrote nothing leaves no state folder behind; one that did keeps it, and a
+    /// folder that was there before is never removed.
+    #[tokio::test]
+    async fn the_state_folder_exists_only_when_something_was_written_into_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join(".headcount");
+        let backend = LocalBackend::new(StateStore::new(folder.join("state.json")));
+        let lock = backend.lock("apply").await.unwrap();
+        assert!(folder.is_dir());
+        lock.release().await.unwrap();
+        assert!(!folder.exists(), "released: no empty folder");
+        drop(backend.lock("apply").await.unwrap());
+        assert!(!folder.exists(), "dropped: no empty folder");
+
+        let mut lock = backend.lock("apply").await.unwrap();
+        let mut state = State::new("l".into());
+        lock.begin_journal(&state).await.unwrap();
+        lock.append(&upsert("1")).await.unwrap();
+        state.apply_op(&upsert("1"));
+        lock.commit(&mut state).await.unwrap();
+        lock.release().await.unwrap();
+        assert!(folder.join("state.json").is_file());
+
+        let empty = dir.path().join("mine");
+        std::fs::create_dir(&empty).unwrap();
+        let backend = LocalBackend::new(StateStore::new(empty.join("state.json")));
+        backend
+            .lock("apply")
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
+        assert!(empty.is_dir(), "a folder the user made stays");
+    }
+
     /// The trait protocol on the files: lock, journal, a "crash", recovery, commit, forget.
     #[tokio::test]
     async fn the_trait_protocol_on_the_local_files() {
