@@ -1005,3 +1005,45 @@ fn unreadable_or_unknown_plans_are_refused_before_anything_is_written() {
         .stderr(predicate::str::contains("changed since the plan"));
     assert!(!w.path(".headcount").exists(), "no empty state folder");
 }
+
+#[test]
+fn a_saved_plan_past_the_mass_removal_guard_needs_the_flag_again_at_apply() {
+    let w = Work::new();
+    w.apply();
+    w.edit_csv(|t| {
+        t.lines()
+            .filter(|l| !l.contains("Globex"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    });
+    w.run(&["plan", "--allow-mass-removal", "--out", "plan.json"])
+        .success();
+    let before = files_of(&w);
+    w.run(&["apply", "plan.json"]).code(1).stderr(
+        predicate::str::contains("exceed limits.max_removals").and(predicate::str::contains(
+            "apply --allow-mass-removal plan.json",
+        )),
+    );
+    assert_eq!(files_of(&w), before, "nothing written");
+    w.run(&["apply", "--allow-mass-removal", "plan.json"])
+        .success();
+    assert_eq!(w.exports().len(), 2);
+}
+
+#[test]
+fn a_saved_plan_that_forgets_a_sync_gone_from_the_config_applies() {
+    let w = Work::new();
+    w.apply();
+    let cfg = fs::read_to_string(w.path("headcount.yaml")).expect("cfg");
+    // The sync now covers nobody, under another name: the old one is forgotten.
+    w.write(
+        "headcount.yaml",
+        &cfg.replace("name: staff", "name: nobody")
+            .replace("user.status != \"left\"", "false"),
+    );
+    w.run(&["plan", "--out", "plan.json"]).success();
+    let a = w.run(&["apply", "plan.json"]).success();
+    assert!(stdout_of(&a).contains("9 forgotten"), "{}", stdout_of(&a));
+    w.run(&["plan", "--detailed-exitcode"]).code(0);
+}
