@@ -418,7 +418,7 @@ fn state_ops(
     for (name, diff) in &change.fields {
         if diff.sensitive
             && let Some(v) = after.get_mut(name)
-            && !crate::sensitive::is_safe(v)
+            && !v.is_null()
         {
             *v = crate::plan::sensitive_marker();
         }
