@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::apply::Secrets;
 use crate::engine::Engine;
-use crate::plan::{Action, Change, PlanDocument, Summary, SyncPlan};
+use crate::plan::{Action, Change, ConfigInfo, PlanDocument, Summary, SyncPlan};
 use crate::sensitive;
 use crate::state::State;
 
@@ -33,7 +33,11 @@ pub fn check_saved(engine: &Engine, doc: &PlanDocument, shown: &str) -> Result<(
     let config = engine.loaded.path.display().to_string();
     let mut unknown = Vec::new();
     let mut problems = Vec::new();
-    for sync in &doc.syncs {
+    for (i, sync) in doc.syncs.iter().enumerate() {
+        // A sync listed twice would have its changes applied twice.
+        if doc.syncs.iter().take(i).any(|s| s.name == sync.name) {
+            problems.push(format!("sync `{}` is listed twice", sync.name));
+        }
         match engine.specs.iter().find(|s| s.name == sync.name) {
             // A sync gone from the config may only be forgotten (checked against the state
             // once it is locked).
@@ -202,7 +206,17 @@ pub(super) async fn load(
         });
     }
     let secrets = Engine::secrets(&now);
-    let doc = PlanDocument { syncs, ..doc };
+    // The config facts the audit log records come from the config, not from the file.
+    let config = ConfigInfo {
+        path: engine.loaded.path.display().to_string(),
+        sha256: engine.loaded.sha256.clone(),
+        git: crate::engine::git_info(&engine.loaded.path),
+    };
+    let doc = PlanDocument {
+        syncs,
+        config,
+        ..doc
+    };
     check_secrets_present(&doc, &secrets)?;
     Ok(PlannedApply {
         doc,

@@ -1047,3 +1047,18 @@ fn a_saved_plan_that_forgets_a_sync_gone_from_the_config_applies() {
     assert!(stdout_of(&a).contains("9 forgotten"), "{}", stdout_of(&a));
     w.run(&["plan", "--detailed-exitcode"]).code(0);
 }
+
+#[test]
+fn a_saved_plan_listing_a_sync_twice_is_refused() {
+    let w = Work::new();
+    w.run(&["plan", "--out", "plan.json"]).success();
+    edit_plan(&w, |doc| {
+        let sync = doc["syncs"][0].clone();
+        doc["syncs"].as_array_mut().expect("syncs").push(sync);
+    });
+    w.run(&["apply", "plan.json"])
+        .code(1)
+        .stderr(predicate::str::contains("sync `staff` is listed twice"));
+    assert!(w.exports().is_empty());
+    assert!(!w.path(".headcount").exists());
+}
