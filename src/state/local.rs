@@ -66,10 +66,28 @@ impl StateBackend for LocalBackend {
 struct LocalLock {
     store: StateStore,
     /// Declared before `guard`, so the journal file is closed before the lock goes.
-    journal: Option<Journal>,
+    journal: Option<OpenJournal>,
     guard: LockGuard,
     /// Declared after `guard`: the folder is removed (when empty) once the lock file is gone.
     _created: Option<CreatedDir>,
+}
+
+/// The journal of the apply in progress and how many ops it holds. Dropped with none (an
+/// apply where nothing succeeded, or one that never got to write), its file goes too: it holds
+/// nothing to recover. With ops it stays, for the next run to fold in.
+#[derive(Debug)]
+struct OpenJournal {
+    journal: Journal,
+    path: std::path::PathBuf,
+    ops: usize,
+}
+
+impl Drop for OpenJournal {
+    fn drop(&mut self) {
+        if self.ops == 0 {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// A state folder this run created for its lock: removed on drop if nothing else was written
@@ -96,13 +114,21 @@ impl LockedState for LocalLock {
 
     async fn begin_journal(&mut self, base: &State) -> Result<(), StateError> {
         self.journal = None;
-        self.journal = Some(self.store.journal(&self.guard, base)?);
+        self.journal = Some(OpenJournal {
+            journal: self.store.journal(&self.guard, base)?,
+            path: self.store.journal_path(),
+            ops: 0,
+        });
         Ok(())
     }
 
     async fn append(&mut self, op: &StateOp) -> Result<(), StateError> {
         match self.journal.as_mut() {
-            Some(j) => j.append(op),
+            Some(j) => {
+                j.journal.append(op)?;
+                j.ops += 1;
+                Ok(())
+            }
             None => Err(StateError::NoJournal {
                 location: self.store.path().display().to_string(),
             }),
@@ -165,6 +191,13 @@ mod tests {
         assert!(!folder.exists(), "released: no empty folder");
         drop(backend.lock("apply").await.unwrap());
         assert!(!folder.exists(), "dropped: no empty folder");
+
+        // A journal that recorded nothing goes too.
+        let mut lock = backend.lock("apply").await.unwrap();
+        lock.begin_journal(&State::new("l".into())).await.unwrap();
+        assert!(backend.store().journal_path().exists());
+        lock.release().await.unwrap();
+        assert!(!folder.exists(), "no journal, no folder");
 
         let mut lock = backend.lock("apply").await.unwrap();
         let mut state = State::new("l".into());

@@ -1062,3 +1062,12 @@ fn a_saved_plan_listing_a_sync_twice_is_refused() {
     assert!(w.exports().is_empty());
     assert!(!w.path(".headcount").exists());
 }
+
+#[test]
+fn a_failed_apply_leaves_no_empty_state_folder() {
+    let w = Work::new();
+    fs::remove_file(w.path("people.csv")).expect("rm");
+    w.run(&["apply", "--auto-approve"]).code(1);
+    assert!(!w.path(".headcount").exists(), "nothing written, no folder");
+    assert!(w.exports().is_empty());
+}
