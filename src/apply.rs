@@ -374,7 +374,10 @@ fn prepare(
             let primary = primary(spec, change);
             let mut fields = after(change);
             for (name, diff) in &change.fields {
-                if diff.sensitive {
+                // A sensitive value only ever comes from the source, never from the plan, even
+                // when an edited plan dropped the flag.
+                let catalog_sensitive = spec.target_fields.lookup(name).is_ok_and(|f| f.sensitive);
+                if diff.sensitive || catalog_sensitive {
                     match secrets.get(&primary).and_then(|s| s.get(name)) {
                         Some(v) => {
                             fields.insert(name.clone(), v.clone());
@@ -457,7 +460,16 @@ fn state_ops(
         sync: sync.name.clone(),
         target_id: id.to_string(),
     };
-    let after = after_values(change);
+    // The state keeps the marker for a sensitive value, never the value.
+    let mut after = after_values(change);
+    for (name, diff) in &change.fields {
+        if diff.sensitive
+            && let Some(v) = after.get_mut(name)
+            && !v.is_null()
+        {
+            *v = crate::plan::sensitive_marker();
+        }
+    }
     match change.action {
         Action::Delete | Action::Forget => vec![remove],
         Action::Create => {

@@ -220,7 +220,7 @@ impl Engine {
         let created_at = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        PlanDocument {
+        let mut doc = PlanDocument {
             format_version: plan::FORMAT_VERSION.to_string(),
             headcount_version: env!("CARGO_PKG_VERSION").to_string(),
             created_at,
@@ -235,7 +235,15 @@ impl Engine {
             },
             syncs: planned.iter().map(|p| p.plan.clone()).collect(),
             base: None,
-        }
+        };
+        self.sensitive().scrub_document(&mut doc);
+        doc
+    }
+
+    /// The sensitive fields of the configured syncs: the guard every writer of plans, state,
+    /// journal and audit log runs (see [`crate::sensitive`]).
+    pub fn sensitive(&self) -> crate::sensitive::SensitiveFields {
+        crate::sensitive::SensitiveFields::of(&self.specs)
     }
 
     /// The syncs of the config as it was at `gitref` (for `plan --base`), and the commit it

@@ -20,6 +20,7 @@ pub mod model;
 pub mod plan;
 pub mod planner;
 pub mod render;
+pub mod sensitive;
 pub mod session;
 pub mod state;
 #[cfg(any(test, feature = "testkit"))]

@@ -12,7 +12,7 @@ use headcount::connectors::ApplyOptions;
 use headcount::engine::Engine;
 use headcount::plan::PlanDocument;
 use headcount::render;
-use headcount::session::{ApplyOutcome, Readiness, Session, SessionObserver};
+use headcount::session::{ApplyOutcome, Pending, Readiness, Session, SessionObserver, check_saved};
 
 use super::args::{ApplyArgs, Cli};
 use super::plan_cmd::read_plan;
@@ -39,6 +39,17 @@ pub(crate) async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Resul
             "stdin is not a terminal, so the plan cannot be confirmed: review it with `headcount plan` and re-run with --auto-approve, or apply a saved plan file"
         );
     }
+
+    // A plan file that cannot be read, or that can never be applied with this config, is
+    // refused before the lock is taken: a refusal writes nothing, not even `.headcount/`.
+    let saved = match &args.planfile {
+        Some(path) => {
+            let doc = read_plan(path)?;
+            check_saved(&engine, &doc, &path.display().to_string())?;
+            Some(doc)
+        }
+        None => None,
+    };
 
     let mut session = Session::open(&engine, engine.state.as_ref(), "apply").await?;
     let planned = match &args.planfile {
@@ -71,8 +82,13 @@ pub(crate) async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Resul
             planned
         }
         Some(path) => {
-            let doc = read_plan(path)?;
-            let planned = session.load_saved(doc, &path.display().to_string()).await?;
+            let Some(doc) = saved else {
+                anyhow::bail!("the plan file {} was not read", path.display());
+            };
+            let planned = session
+                .load_saved(doc, &path.display().to_string(), args.allow_mass_removal)
+                .await?;
+            print_pending(&planned.pending, args.json)?;
             if planned.doc.total_changes() == 0 {
                 if args.json {
                     emit_json(&empty_summary())?;
@@ -164,6 +180,35 @@ impl SessionObserver for ApplyPrinter {
     fn audit_failed(&self, error: &AuditError) {
         errln!("warning: {error}");
     }
+}
+
+/// Changes the config produces now that the saved plan lacks: said, never applied. A `pending`
+/// event with `--json`.
+fn print_pending(pending: &[Pending], json: bool) -> std::io::Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    if json {
+        return emit_json(&serde_json::json!({"type": "pending", "changes": pending}));
+    }
+    outln!(
+        "{} change(s) pending that the saved plan does not hold (made since it was reviewed); they are not applied now, run `headcount plan` to review them:",
+        pending.len()
+    );
+    for p in pending {
+        outln!(
+            "  {} {} {}{}",
+            p.sync,
+            p.action,
+            p.identity,
+            p.target_id
+                .as_ref()
+                .map(|id| format!(" (id {id})"))
+                .unwrap_or_default()
+        );
+    }
+    outln!();
+    Ok(())
 }
 
 /// The `summary` event of an apply with nothing to do.

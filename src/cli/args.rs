@@ -141,7 +141,8 @@ pub(crate) struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ApplyArgs {
-    /// A plan saved with `plan --out`; applied exactly, or refused when stale.
+    /// A plan saved with `plan --out`: planned again, its changes applied only if the config
+    /// still produces them exactly, else refused as stale or edited; newer changes stay pending.
     pub(crate) planfile: Option<PathBuf>,
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long)]
@@ -149,7 +150,8 @@ pub(crate) struct ApplyArgs {
     /// Apply only this sync (repeatable; not with PLANFILE).
     #[arg(long = "sync", value_name = "NAME")]
     pub(crate) syncs: Vec<String>,
-    /// Lift the mass-removal guard (limits.max_removals, empty sources).
+    /// Lift the mass-removal guard (limits.max_removals, empty sources); with PLANFILE, for
+    /// the removals the saved plan applies.
     #[arg(long)]
     pub(crate) allow_mass_removal: bool,
     /// Operations in flight at once per target (each target's rate limit still applies).

@@ -12,6 +12,9 @@ use super::args::{Cli, Format, PlanArgs, ShowArgs};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Ui};
 
 pub(crate) async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<u8> {
+    if let Some(out) = &args.out {
+        check_out_path(out)?;
+    }
     let engine = Engine::open(&cli.config, ui.color_stderr)?;
     for w in &engine.warnings {
         ui.note(format!("warning: {w}"));
@@ -71,6 +74,8 @@ pub(crate) async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<
             gitref, &commit, &head, &base,
         ));
     }
+    // The guard again, after `--base` added its changes: no sensitive value in any plan.
+    engine.sensitive().scrub_document(&mut doc);
     if let Some(out) = &args.out {
         write_plan(out, &doc)?;
         ui.note(format!(
@@ -107,8 +112,22 @@ pub(crate) fn render_doc(doc: &PlanDocument, format: Format, ui: &Ui) -> String 
     }
 }
 
-/// Writes the plan document atomically (a half-written plan must never be applied).
+/// Refuses an `--out` that names a folder before anything is read or written.
+fn check_out_path(path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        anyhow::bail!(
+            "--out {} is a folder: give a file name for the plan, e.g. --out {}",
+            path.display(),
+            path.join("plan.json").display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes the plan document atomically (a half-written plan must never be applied); a write
+/// that fails leaves no temporary file behind.
 pub(crate) fn write_plan(path: &Path, doc: &PlanDocument) -> anyhow::Result<()> {
+    check_out_path(path)?;
     let mut text = serde_json::to_string_pretty(doc)?;
     text.push('\n');
     let dir = path
@@ -134,7 +153,10 @@ pub(crate) fn write_plan(path: &Path, doc: &PlanDocument) -> anyhow::Result<()> 
         let _ = std::fs::remove_file(&tmp);
         return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
     }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
     Ok(())
 }
 

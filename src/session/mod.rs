@@ -18,9 +18,11 @@ use crate::connectors::{ApplyOptions, LiveAccount};
 use crate::engine::{Connections, Engine, Planned};
 use crate::http::HttpStats;
 use crate::plan::PlanDocument;
+use crate::sensitive::SensitiveFields;
 use crate::state::{LockedState, State, StateBackend, StateOp};
 
 pub use error::SessionError;
+pub use saved::{Pending, check_saved};
 
 /// What a caller hears while a session works. Every method has a default that ignores it.
 pub trait SessionObserver: Send + Sync {
@@ -52,6 +54,9 @@ pub struct PlannedApply {
     conns: Connections,
     live: HashMap<String, Vec<LiveAccount>>,
     secrets: Secrets,
+    /// For a saved plan: changes the config produces now that the plan lacks, left for the
+    /// next plan (never applied unseen).
+    pub pending: Vec<Pending>,
 }
 
 /// Whether a fresh plan can be applied.
@@ -139,18 +144,28 @@ impl<'e> Session<'e> {
             live: snapshot.live_ok(),
             secrets: Engine::secrets(&planned),
             conns,
+            pending: Vec::new(),
         })
     }
 
     /// A saved plan (`apply PLANFILE`), checked against the config, the state and the targets
-    /// as they are now; refused as stale unless it can be applied exactly. `shown` names the
-    /// plan in messages (its path).
+    /// as they are now and planned again; refused unless every saved change is one the config
+    /// and the sources produce now. `shown` names the plan in messages (its path);
+    /// `allow_mass_removal` lifts the mass-removal guard for the removals it applies.
     pub async fn load_saved(
         &self,
         doc: PlanDocument,
         shown: &str,
+        allow_mass_removal: bool,
     ) -> Result<PlannedApply, SessionError> {
-        saved::load(self.engine, self.state.as_ref(), doc, shown).await
+        saved::load(
+            self.engine,
+            self.state.as_ref(),
+            doc,
+            shown,
+            allow_mass_removal,
+        )
+        .await
     }
 
     /// Applies `planned`: journal on top of the committed state, every operation audited and
@@ -167,6 +182,7 @@ impl<'e> Session<'e> {
             conns,
             live,
             secrets,
+            ..
         } = planned;
         let base = self
             .state
@@ -178,19 +194,25 @@ impl<'e> Session<'e> {
         let audit = AuditLog::open(&self.engine.audit_path)?;
         let audit_failed = AtomicBool::new(false);
         let commit = doc.config.git.as_ref().map(|g| g.commit.clone());
+        // The last guard: no sensitive value reaches the audit log, the journal or the state,
+        // whatever the plan said (issue 7, point 1).
+        let sensitive = SensitiveFields::of(&self.engine.specs);
         let observe = |event: &OpEvent| {
+            let mut event = event.clone();
+            sensitive.scrub_event(&mut event);
             if !event.not_started
-                && let Err(e) = audit.append(event, commit.as_deref())
+                && let Err(e) = audit.append(&event, commit.as_deref())
                 && !audit_failed.swap(true, Ordering::SeqCst)
             {
                 observer.audit_failed(&e);
             }
-            observer.operation(event);
+            observer.operation(&event);
         };
 
         let mut new_state = base;
         let journal = JournalRecorder {
             lock: futures::lock::Mutex::new(&mut self.lock),
+            sensitive: &sensitive,
         };
         let report = apply::apply_recorded(
             ApplyInput {
@@ -208,6 +230,7 @@ impl<'e> Session<'e> {
         .await;
         drop(journal);
         if report.succeeded() > 0 {
+            sensitive.scrub_state(&mut new_state);
             self.lock
                 .commit(&mut new_state)
                 .await
@@ -237,12 +260,16 @@ impl<'e> Session<'e> {
 /// The session's journal as the apply engine's [`Recorder`]: one append at a time.
 struct JournalRecorder<'a> {
     lock: futures::lock::Mutex<&'a mut Box<dyn LockedState>>,
+    /// Scrubs every op before it is journalled.
+    sensitive: &'a SensitiveFields,
 }
 
 #[async_trait::async_trait]
 impl Recorder for JournalRecorder<'_> {
     async fn record(&self, op: &StateOp) -> Result<(), String> {
+        let mut op = op.clone();
+        self.sensitive.scrub_op(&mut op);
         let mut lock = self.lock.lock().await;
-        lock.append(op).await.map_err(|e| e.to_string())
+        lock.append(&op).await.map_err(|e| e.to_string())
     }
 }

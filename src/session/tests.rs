@@ -416,3 +416,109 @@ fn session_futures_are_send<'e>(
     send(session.plan(&[], false, &Quiet));
     send(session.apply(planned, options, &Quiet));
 }
+
+/// A workspace whose sync maps a sensitive field (`password`) from the source.
+fn password_workspace() -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "email,pw\nann@example.com,real-pw-1\nbob@example.com,real-pw-2\n",
+    )
+    .unwrap();
+    let config = r#"version: 1
+sources:
+  hr:
+    kind: csv
+    path: people.csv
+targets:
+  mojo:
+    kind: csv_export
+    dir: out
+syncs:
+  - name: staff
+    from: hr
+    to: mojo
+    identity: [email]
+    fields:
+      email: user.email
+      password: user.pw
+"#;
+    let path = dir.path().join("headcount.yaml");
+    std::fs::write(&path, config).unwrap();
+    let engine = Engine::open(&path, false).unwrap();
+    (dir, engine)
+}
+
+/// What a tampered plan (or a bug) could do: a sensitive value in clear, its flag dropped.
+fn inject_password(doc: &mut PlanDocument) {
+    for sync in &mut doc.syncs {
+        for change in &mut sync.changes {
+            if let Some(d) = change.fields.get_mut("password") {
+                d.after = serde_json::json!("injected-pw");
+                d.sensitive = false;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_sensitive_value_reaches_a_plan_the_journal_the_state_or_the_audit_log() {
+    // The plan guard puts the marker back and the flag on.
+    let (_dir, engine) = password_workspace();
+    let backend = MemoryBackend::default();
+    let session = Session::open(&engine, &backend, "apply").await.unwrap();
+    let mut doc = session.plan(&[], false, &Quiet).await.unwrap().doc;
+    assert!(!serde_json::to_string(&doc).unwrap().contains("real-pw"));
+    inject_password(&mut doc);
+    assert_eq!(engine.sensitive().scrub_document(&mut doc), 2);
+    let text = serde_json::to_string(&doc).unwrap();
+    assert!(!text.contains("injected-pw"), "{text}");
+    assert!(doc.syncs[0].changes[0].fields["password"].sensitive);
+    drop(session);
+
+    // The journal: a commit that fails leaves the journalled ops to look at.
+    let (_dir, engine) = password_workspace();
+    let backend = MemoryBackend::default();
+    backend.0.lock().unwrap().fail_commit = true;
+    let mut session = Session::open(&engine, &backend, "apply").await.unwrap();
+    let mut planned = session.plan(&[], false, &Quiet).await.unwrap();
+    inject_password(&mut planned.doc);
+    let err = session
+        .apply(planned, &ApplyOptions::default(), &Quiet)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SessionError::Commit(_)), "{err}");
+    {
+        let m = backend.0.lock().unwrap();
+        let (_, ops) = m.journal.as_ref().unwrap();
+        assert_eq!(ops.len(), 2);
+        let text = serde_json::to_string(ops).unwrap();
+        assert!(!text.contains("-pw"), "{text}");
+    }
+
+    // The state and the audit log; the target still gets the source's value, never the plan's.
+    let (dir, engine) = password_workspace();
+    let backend = MemoryBackend::default();
+    let mut session = Session::open(&engine, &backend, "apply").await.unwrap();
+    let mut planned = session.plan(&[], false, &Quiet).await.unwrap();
+    inject_password(&mut planned.doc);
+    let seen = Recording::default();
+    let outcome = session
+        .apply(planned, &ApplyOptions::default(), &seen)
+        .await
+        .unwrap();
+    assert!(outcome.complete(), "{:?}", outcome.report);
+    let state = serde_json::to_string(&backend.0.lock().unwrap().state).unwrap();
+    assert!(!state.contains("-pw"), "{state}");
+    let audit = std::fs::read_to_string(dir.path().join(".headcount/audit.jsonl")).unwrap();
+    assert!(!audit.contains("-pw"), "{audit}");
+    for (event, _) in seen.events.lock().unwrap().iter() {
+        assert_eq!(event.fields["password"].after, "(sensitive)");
+    }
+    let users =
+        std::fs::read_to_string(dir.path().join("out/export-000001/users-001.csv")).unwrap();
+    assert!(
+        users.contains("real-pw-1") && !users.contains("injected-pw"),
+        "{users}"
+    );
+}

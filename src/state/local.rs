@@ -39,11 +39,16 @@ impl StateBackend for LocalBackend {
     }
 
     async fn lock(&self, operation: &str) -> Result<Box<dyn LockedState>, StateError> {
+        // The lock file needs the state folder; when this run creates it, it goes again with
+        // the lock unless something was written into it (a refused apply writes nothing).
+        let dir = super::store::parent_dir(self.store.path()).to_path_buf();
+        let created = (!dir.exists()).then_some(CreatedDir(dir));
         let guard = self.store.lock(operation)?;
         Ok(Box::new(LocalLock {
             store: self.store.clone(),
             guard,
             journal: None,
+            _created: created,
         }))
     }
 
@@ -61,8 +66,40 @@ impl StateBackend for LocalBackend {
 struct LocalLock {
     store: StateStore,
     /// Declared before `guard`, so the journal file is closed before the lock goes.
-    journal: Option<Journal>,
+    journal: Option<OpenJournal>,
     guard: LockGuard,
+    /// Declared after `guard`: the folder is removed (when empty) once the lock file is gone.
+    _created: Option<CreatedDir>,
+}
+
+/// The journal of the apply in progress and how many ops it holds. Dropped with none (an
+/// apply where nothing succeeded, or one that never got to write), its file goes too: it holds
+/// nothing to recover. With ops it stays, for the next run to fold in.
+#[derive(Debug)]
+struct OpenJournal {
+    journal: Journal,
+    path: std::path::PathBuf,
+    ops: usize,
+}
+
+impl Drop for OpenJournal {
+    fn drop(&mut self) {
+        if self.ops == 0 {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A state folder this run created for its lock: removed on drop if nothing else was written
+/// into it, so that a refused or empty run leaves no empty `.headcount/` behind.
+#[derive(Debug)]
+struct CreatedDir(std::path::PathBuf);
+
+impl Drop for CreatedDir {
+    fn drop(&mut self) {
+        // Fails, as it should, when the folder holds anything (state, journal, audit log).
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
 
 #[async_trait]
@@ -77,13 +114,21 @@ impl LockedState for LocalLock {
 
     async fn begin_journal(&mut self, base: &State) -> Result<(), StateError> {
         self.journal = None;
-        self.journal = Some(self.store.journal(&self.guard, base)?);
+        self.journal = Some(OpenJournal {
+            journal: self.store.journal(&self.guard, base)?,
+            path: self.store.journal_path(),
+            ops: 0,
+        });
         Ok(())
     }
 
     async fn append(&mut self, op: &StateOp) -> Result<(), StateError> {
         match self.journal.as_mut() {
-            Some(j) => j.append(op),
+            Some(j) => {
+                j.journal.append(op)?;
+                j.ops += 1;
+                Ok(())
+            }
             None => Err(StateError::NoJournal {
                 location: self.store.path().display().to_string(),
             }),
@@ -97,9 +142,16 @@ impl LockedState for LocalLock {
     }
 
     async fn release(self: Box<Self>) -> Result<(), StateError> {
-        let LocalLock { journal, guard, .. } = *self;
+        let LocalLock {
+            journal,
+            guard,
+            _created,
+            ..
+        } = *self;
         drop(journal);
-        guard.release()
+        let released = guard.release();
+        drop(_created);
+        released
     }
 }
 
@@ -124,6 +176,49 @@ mod tests {
                 deactivated_by_headcount: false,
             },
         }
+    }
+
+    /// A lock that wrote nothing leaves no state folder behind; one that did keeps it, and a
+    /// folder that was there before is never removed.
+    #[tokio::test]
+    async fn the_state_folder_exists_only_when_something_was_written_into_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join(".headcount");
+        let backend = LocalBackend::new(StateStore::new(folder.join("state.json")));
+        let lock = backend.lock("apply").await.unwrap();
+        assert!(folder.is_dir());
+        lock.release().await.unwrap();
+        assert!(!folder.exists(), "released: no empty folder");
+        drop(backend.lock("apply").await.unwrap());
+        assert!(!folder.exists(), "dropped: no empty folder");
+
+        // A journal that recorded nothing goes too.
+        let mut lock = backend.lock("apply").await.unwrap();
+        lock.begin_journal(&State::new("l".into())).await.unwrap();
+        assert!(backend.store().journal_path().exists());
+        lock.release().await.unwrap();
+        assert!(!folder.exists(), "no journal, no folder");
+
+        let mut lock = backend.lock("apply").await.unwrap();
+        let mut state = State::new("l".into());
+        lock.begin_journal(&state).await.unwrap();
+        lock.append(&upsert("1")).await.unwrap();
+        state.apply_op(&upsert("1"));
+        lock.commit(&mut state).await.unwrap();
+        lock.release().await.unwrap();
+        assert!(folder.join("state.json").is_file());
+
+        let empty = dir.path().join("mine");
+        std::fs::create_dir(&empty).unwrap();
+        let backend = LocalBackend::new(StateStore::new(empty.join("state.json")));
+        backend
+            .lock("apply")
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
+        assert!(empty.is_dir(), "a folder the user made stays");
     }
 
     /// The trait protocol on the files: lock, journal, a "crash", recovery, commit, forget.

@@ -760,3 +760,281 @@ fn plan_base_separates_what_the_config_change_causes() {
         .code(1)
         .stderr(predicate::str::contains("no-such-ref"));
 }
+
+/// Every file under the scratch folder except the plan files, with its contents: what a refused
+/// apply must leave exactly as it was (exports, state, journal, lock, audit log).
+fn files_of(w: &Work) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let rel = p
+                .strip_prefix(root)
+                .map(|r| r.display().to_string())
+                .unwrap_or_default();
+            if p.is_dir() {
+                out.push((format!("{rel}/"), Vec::new()));
+                walk(root, &p, out);
+            } else if !rel.starts_with("plan") {
+                out.push((rel, fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(w.dir.path(), w.dir.path(), &mut out);
+    out.sort();
+    out
+}
+
+/// Reads `plan.json`, lets `edit` change it, writes it back.
+fn edit_plan(w: &Work, edit: impl Fn(&mut Value)) {
+    let text = fs::read_to_string(w.path("plan.json")).expect("plan");
+    let mut doc: Value = serde_json::from_str(&text).expect("json");
+    edit(&mut doc);
+    w.write(
+        "plan.json",
+        &serde_json::to_string_pretty(&doc).expect("json"),
+    );
+}
+
+/// The change of `email` in the first sync of a plan document.
+fn change_of<'a>(doc: &'a mut Value, email: &str) -> &'a mut Value {
+    doc["syncs"][0]["changes"]
+        .as_array_mut()
+        .and_then(|c| c.iter_mut().find(|c| c["identity"]["email"] == email))
+        .expect("change")
+}
+
+#[test]
+fn saved_plan_with_an_edited_after_is_refused_and_writes_nothing() {
+    let w = Work::new();
+    w.apply();
+    w.edit_csv(|t| t.replace("Ann,Archer", "Anne,Archer"));
+    w.run(&["plan", "--out", "plan.json"]).success();
+    edit_plan(&w, |doc| {
+        change_of(doc, "ann@example.com")["fields"]["first_name"]["after"] = "Mallory".into();
+    });
+    let before = files_of(&w);
+    w.run(&["apply", "plan.json"]).code(1).stderr(
+        predicate::str::contains("update ann@example.com")
+            .and(predicate::str::contains("`first_name`"))
+            .and(predicate::str::contains("stale or was edited")),
+    );
+    assert_eq!(files_of(&w), before, "nothing written");
+    // The honest plan still applies.
+    w.run(&["plan", "--out", "plan.json"]).success();
+    w.run(&["apply", "plan.json"]).success();
+    assert_eq!(w.exports().len(), 2);
+}
+
+#[test]
+fn saved_plan_with_a_create_no_source_has_is_refused_and_writes_nothing() {
+    let w = Work::new();
+    w.run(&["plan", "--out", "plan.json"]).success();
+    edit_plan(&w, |doc| {
+        let mut zed = change_of(doc, "ann@example.com").clone();
+        zed["identity"]["email"] = "zed@example.com".into();
+        zed["fields"]["email"]["after"] = "zed@example.com".into();
+        let sync = &mut doc["syncs"][0];
+        sync["changes"].as_array_mut().expect("changes").push(zed);
+        sync["summary"]["create"] = 10.into();
+    });
+    let before = files_of(&w);
+    w.run(&["apply", "plan.json"]).code(1).stderr(
+        predicate::str::contains("create zed@example.com")
+            .and(predicate::str::contains("plan no such change")),
+    );
+    assert_eq!(files_of(&w), before, "nothing written");
+    assert!(!w.path(".headcount").exists(), "no empty state folder");
+}
+
+#[test]
+fn saved_plan_with_a_plaintext_sensitive_value_is_refused_and_writes_nothing() {
+    let w = Work::new();
+    w.run(&["plan", "--out", "plan.json"]).success();
+    let honest = fs::read_to_string(w.path("plan.json")).expect("plan");
+    for drop_flag in [false, true] {
+        w.write("plan.json", &honest);
+        edit_plan(&w, |doc| {
+            let pw = &mut change_of(doc, "bob@example.com")["fields"]["password"];
+            pw["after"] = "injected-pw".into();
+            if drop_flag {
+                pw.as_object_mut().expect("diff").remove("sensitive");
+            }
+        });
+        let before = files_of(&w);
+        let a = w.run(&["apply", "plan.json"]).code(1).stderr(
+            predicate::str::contains("sensitive field `password`")
+                .and(predicate::str::contains("bob@example.com")),
+        );
+        assert!(!String::from_utf8_lossy(&a.get_output().stderr).contains("injected-pw"));
+        assert_eq!(files_of(&w), before, "nothing written");
+        assert!(!w.path(".headcount").exists(), "no empty state folder");
+    }
+}
+
+#[test]
+fn a_new_source_row_since_the_plan_is_pending_not_applied() {
+    let w = Work::new();
+    w.run(&["plan", "--out", "plan.json"]).success();
+    w.edit_csv(|t| format!("{t}new@example.com,New,Hire,Acme,Ops,active,,\n"));
+    let a = w.run(&["apply", "plan.json"]).success();
+    let out = stdout_of(&a);
+    assert!(
+        out.contains("1 change(s) pending") && out.contains("staff create new@example.com"),
+        "{out}"
+    );
+    assert!(out.contains("9 of 9 change(s) applied"), "{out}");
+    let users = fs::read_to_string(w.path("out/export-000001/users-001.csv")).expect("users");
+    assert!(!users.contains("new@example.com"), "never applied unseen");
+    let state = fs::read_to_string(w.path(".headcount/state.json")).expect("state");
+    assert!(!state.contains("new@example.com"));
+    // The next plan has it.
+    let out = stdout_of(&w.run(&["plan"]).success());
+    assert!(out.contains("+ create new@example.com"), "{out}");
+
+    // `--json` reports it as a `pending` event.
+    w.edit_csv(|t| format!("{t}two@example.com,Two,Hire,Acme,Ops,active,,\n"));
+    w.run(&["plan", "--out", "plan.json"]).success();
+    w.edit_csv(|t| format!("{t}three@example.com,Three,Hire,Acme,Ops,active,,\n"));
+    let a = w.run(&["apply", "plan.json", "--json"]).success();
+    let lines: Vec<Value> = stdout_of(&a)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let pending = lines
+        .iter()
+        .find(|l| l["type"] == "pending")
+        .expect("pending event");
+    let emails: Vec<&Value> = pending["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| &c["identity"])
+        .collect();
+    assert_eq!(emails, [&Value::from("three@example.com")]);
+    assert_eq!(lines.last().expect("summary")["applied"], 2);
+}
+
+#[test]
+fn plan_out_to_a_folder_is_refused_and_leaves_no_temporary_file() {
+    let w = Work::new();
+    fs::create_dir(w.path("plans")).expect("dir");
+    w.run(&["plan", "--out", "plans"])
+        .code(1)
+        .stderr(predicate::str::contains("is a folder"));
+    assert_eq!(fs::read_dir(w.path("plans")).expect("dir").count(), 0);
+    let leftovers: Vec<String> = fs::read_dir(w.dir.path())
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn unreadable_or_unknown_plans_are_refused_before_anything_is_written() {
+    let w = Work::new();
+    // Missing, not JSON, not a plan.
+    w.run(&["apply", "plan.json"])
+        .code(1)
+        .stderr(predicate::str::contains("cannot read the plan file"));
+    w.write("plan.json", "not json");
+    w.run(&["apply", "plan.json"]).code(1);
+    w.write("plan.json", "{}");
+    w.run(&["apply", "plan.json"]).code(1);
+    assert!(!w.path(".headcount").exists(), "no empty state folder");
+
+    // A plan naming a sync the config does not have: refused up front, no audit, no journal.
+    w.run(&["plan", "--out", "plan.json"]).success();
+    edit_plan(&w, |doc| doc["syncs"][0]["name"] = "ghost".into());
+    w.run(&["apply", "plan.json"]).code(1).stderr(
+        predicate::str::contains("`ghost`").and(predicate::str::contains("does not define")),
+    );
+    assert!(
+        !w.path(".headcount").exists(),
+        "no audit, no journal, no folder"
+    );
+    assert!(w.exports().is_empty());
+
+    // A stale plan refused under the lock leaves no empty folder either.
+    w.run(&["plan", "--out", "plan.json"]).success();
+    let cfg = fs::read_to_string(w.path("headcount.yaml")).expect("cfg");
+    w.write(
+        "headcount.yaml",
+        &cfg.replace("removed: deactivate", "removed: delete"),
+    );
+    w.run(&["apply", "plan.json"])
+        .code(1)
+        .stderr(predicate::str::contains("changed since the plan"));
+    assert!(!w.path(".headcount").exists(), "no empty state folder");
+}
+
+#[test]
+fn a_saved_plan_past_the_mass_removal_guard_needs_the_flag_again_at_apply() {
+    let w = Work::new();
+    w.apply();
+    w.edit_csv(|t| {
+        t.lines()
+            .filter(|l| !l.contains("Globex"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    });
+    w.run(&["plan", "--allow-mass-removal", "--out", "plan.json"])
+        .success();
+    let before = files_of(&w);
+    w.run(&["apply", "plan.json"]).code(1).stderr(
+        predicate::str::contains("exceed limits.max_removals").and(predicate::str::contains(
+            "apply --allow-mass-removal plan.json",
+        )),
+    );
+    assert_eq!(files_of(&w), before, "nothing written");
+    w.run(&["apply", "--allow-mass-removal", "plan.json"])
+        .success();
+    assert_eq!(w.exports().len(), 2);
+}
+
+#[test]
+fn a_saved_plan_that_forgets_a_sync_gone_from_the_config_applies() {
+    let w = Work::new();
+    w.apply();
+    let cfg = fs::read_to_string(w.path("headcount.yaml")).expect("cfg");
+    // The sync now covers nobody, under another name: the old one is forgotten.
+    w.write(
+        "headcount.yaml",
+        &cfg.replace("name: staff", "name: nobody")
+            .replace("user.status != \"left\"", "false"),
+    );
+    w.run(&["plan", "--out", "plan.json"]).success();
+    let a = w.run(&["apply", "plan.json"]).success();
+    assert!(stdout_of(&a).contains("9 forgotten"), "{}", stdout_of(&a));
+    w.run(&["plan", "--detailed-exitcode"]).code(0);
+}
+
+#[test]
+fn a_saved_plan_listing_a_sync_twice_is_refused() {
+    let w = Work::new();
+    w.run(&["plan", "--out", "plan.json"]).success();
+    edit_plan(&w, |doc| {
+        let sync = doc["syncs"][0].clone();
+        doc["syncs"].as_array_mut().expect("syncs").push(sync);
+    });
+    w.run(&["apply", "plan.json"])
+        .code(1)
+        .stderr(predicate::str::contains("sync `staff` is listed twice"));
+    assert!(w.exports().is_empty());
+    assert!(!w.path(".headcount").exists());
+}
+
+#[test]
+fn a_failed_apply_leaves_no_empty_state_folder() {
+    let w = Work::new();
+    fs::remove_file(w.path("people.csv")).expect("rm");
+    w.run(&["apply", "--auto-approve"]).code(1);
+    assert!(!w.path(".headcount").exists(), "nothing written, no folder");
+    assert!(w.exports().is_empty());
+}
