@@ -809,7 +809,7 @@ fn change_of<'a>(doc: &'a mut Value, email: &str) -> &'a mut Value {
 
 #[test]
 fn saved_plan_with_an_edited_after_is_refused_and_writes_nothing() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.apply();
     w.edit_csv(|t| t.replace("Ann,Archer", "Anne,Archer"));
     w.run(&["plan", "--out", "plan.json"]).success();
@@ -831,7 +831,7 @@ fn saved_plan_with_an_edited_after_is_refused_and_writes_nothing() {
 
 #[test]
 fn saved_plan_with_a_create_no_source_has_is_refused_and_writes_nothing() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.run(&["plan", "--out", "plan.json"]).success();
     edit_plan(&w, |doc| {
         let mut zed = change_of(doc, "ann@example.com").clone();
@@ -852,7 +852,7 @@ fn saved_plan_with_a_create_no_source_has_is_refused_and_writes_nothing() {
 
 #[test]
 fn saved_plan_with_a_plaintext_sensitive_value_is_refused_and_writes_nothing() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.run(&["plan", "--out", "plan.json"]).success();
     let honest = fs::read_to_string(w.path("plan.json")).expect("plan");
     for drop_flag in [false, true] {
@@ -877,7 +877,7 @@ fn saved_plan_with_a_plaintext_sensitive_value_is_refused_and_writes_nothing() {
 
 #[test]
 fn a_new_source_row_since_the_plan_is_pending_not_applied() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.run(&["plan", "--out", "plan.json"]).success();
     w.edit_csv(|t| format!("{t}new@example.com,New,Hire,Acme,Ops,active,,\n"));
     let a = w.run(&["apply", "plan.json"]).success();
@@ -920,7 +920,7 @@ fn a_new_source_row_since_the_plan_is_pending_not_applied() {
 
 #[test]
 fn plan_out_to_a_folder_is_refused_and_leaves_no_temporary_file() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     fs::create_dir(w.path("plans")).expect("dir");
     w.run(&["plan", "--out", "plans"])
         .code(1)
@@ -937,7 +937,7 @@ fn plan_out_to_a_folder_is_refused_and_leaves_no_temporary_file() {
 
 #[test]
 fn unreadable_or_unknown_plans_are_refused_before_anything_is_written() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     // Missing, not JSON, not a plan.
     w.run(&["apply", "plan.json"])
         .code(1)
@@ -975,7 +975,7 @@ fn unreadable_or_unknown_plans_are_refused_before_anything_is_written() {
 
 #[test]
 fn a_saved_plan_past_the_mass_removal_guard_needs_the_flag_again_at_apply() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.apply();
     w.edit_csv(|t| {
         t.lines()
@@ -1000,7 +1000,7 @@ fn a_saved_plan_past_the_mass_removal_guard_needs_the_flag_again_at_apply() {
 
 #[test]
 fn a_saved_plan_that_forgets_a_sync_gone_from_the_config_applies() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.apply();
     let cfg = fs::read_to_string(w.path("headcount.yaml")).expect("cfg");
     // The sync now covers nobody, under another name: the old one is forgotten.
@@ -1017,7 +1017,7 @@ fn a_saved_plan_that_forgets_a_sync_gone_from_the_config_applies() {
 
 #[test]
 fn a_saved_plan_listing_a_sync_twice_is_refused() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     w.run(&["plan", "--out", "plan.json"]).success();
     edit_plan(&w, |doc| {
         let sync = doc["syncs"][0].clone();
@@ -1032,7 +1032,7 @@ fn a_saved_plan_listing_a_sync_twice_is_refused() {
 
 #[test]
 fn a_failed_apply_leaves_no_empty_state_folder() {
-    let w = Work::new();
+    let w = Work::new("e2e");
     fs::remove_file(w.path("people.csv")).expect("rm");
     w.run(&["apply", "--auto-approve"]).code(1);
     assert!(!w.path(".headcount").exists(), "nothing written, no folder");
