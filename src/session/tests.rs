@@ -99,8 +99,11 @@ impl StateBackend for MemoryBackend {
         Ok(self.0.lock().unwrap().holder.clone())
     }
 
-    async fn unlock(&self) -> Result<Option<LockInfo>, StateError> {
-        Ok(self.0.lock().unwrap().holder.take())
+    async fn unlock(&self) -> Result<crate::state::Unlocked, StateError> {
+        Ok(match self.0.lock().unwrap().holder.take() {
+            Some(info) => crate::state::Unlocked::OtherHost(info),
+            None => crate::state::Unlocked::Nothing,
+        })
     }
 }
 

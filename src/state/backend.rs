@@ -13,7 +13,7 @@
 use async_trait::async_trait;
 
 use super::error::StateError;
-use super::lock::LockInfo;
+use super::lock::{LockInfo, Unlocked};
 use super::model::{State, StateOp};
 use super::store::Loaded;
 
@@ -34,8 +34,8 @@ pub trait StateBackend: Send + Sync {
     /// Who holds the lock, if anyone.
     async fn lock_info(&self) -> Result<Option<LockInfo>, StateError>;
 
-    /// Removes the lock whoever holds it (`headcount state unlock`) and returns what it held.
-    async fn unlock(&self) -> Result<Option<LockInfo>, StateError>;
+    /// Removes the lock whoever holds it (`headcount state unlock`) and says what it was.
+    async fn unlock(&self) -> Result<Unlocked, StateError>;
 
     /// Stops managing the account `id` (`headcount state forget`): lock, recover, remove it,
     /// commit. `None` when there is no state at all. A backend with transactions may override
