@@ -650,6 +650,16 @@ impl HttpClient {
         format!("{method} {rel}")
     }
 
+    /// How long after [`HttpClient::send`] is called its request may still reach the server
+    /// and take effect: the whole time budget plus one more timeout for the last attempt; and
+    /// that one timeout alone once nothing retries any more.
+    pub fn write_window(&self) -> crate::model::WriteWindow {
+        crate::model::WriteWindow {
+            total: self.inner.policy.max_total + self.inner.timeout,
+            attempt: self.inner.timeout,
+        }
+    }
+
     /// Sends `req` with rate limiting, retries and throttle waits; `Ok` only for 2xx answers.
     pub async fn send(&self, req: Request) -> Result<Response, HttpError> {
         let url = self.url_of(&req)?;

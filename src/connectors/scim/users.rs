@@ -783,6 +783,24 @@ impl Target for ScimTarget {
         Ok(out)
     }
 
+    /// By `userName` through the filter when the identity has it (the SCIM unique key);
+    /// otherwise every account.
+    async fn find(
+        &self,
+        identity: &BTreeMap<String, String>,
+    ) -> Result<Vec<LiveAccount>, ConnectorError> {
+        let Some(user_name) = identity.get("userName") else {
+            return self.list().await;
+        };
+        let filter = format!("userName eq {}", filter_literal(user_name));
+        let resources = self.api.list(Some(&filter)).await?;
+        resources.iter().map(to_live).collect()
+    }
+
+    fn write_window(&self) -> crate::connectors::WriteWindow {
+        self.client().write_window()
+    }
+
     async fn apply(
         &self,
         ops: &[TargetOp],
