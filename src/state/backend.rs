@@ -7,7 +7,9 @@
 //!    [`LockedState`], the only handle that can write;
 //! 2. [`LockedState::recover`] folds in the journal of an interrupted apply;
 //! 3. [`LockedState::begin_journal`], then [`LockedState::append`] after each confirmed target
-//!    operation (durable when it returns);
+//!    operation (durable when it returns), and before each create is sent, its intent
+//!    ([`StateOp::Intend`], settled by [`StateOp::Settle`]): unsettled intents are part of the
+//!    state, so a backend stores them like any op and the next run looks them up;
 //! 4. [`LockedState::commit`] writes the state with the next serial and clears the journal.
 
 use async_trait::async_trait;
