@@ -72,6 +72,10 @@ pub(crate) async fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Resul
                     "Removed the lock of another host: {}. If that run was still going, it stops at its next state write.",
                     said(&info)
                 ),
+                Unlocked::Undetermined(info) => outln!(
+                    "Removed the lock of {} on this host; whether that process still runs cannot be told here.",
+                    said(&info)
+                ),
                 Unlocked::Unreadable { detail } => outln!(
                     "Removed a lock file that could not be read ({detail}): who held it is unknown."
                 ),

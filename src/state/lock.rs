@@ -282,9 +282,10 @@ pub enum Unlocked {
     /// A lock of a process on this host that still runs (or whose pid was reused): it will
     /// find its lock gone at its next write and stop.
     Running(LockInfo),
-    /// A lock of a run on another host (or where liveness cannot be told): only a person can
-    /// know that it has ended.
+    /// A lock of a run on another host: only a person can know that it has ended.
     OtherHost(LockInfo),
+    /// A lock of this host where it cannot be told whether the process runs (no `/proc`).
+    Undetermined(LockInfo),
     /// A lock file whose contents could not be read: whoever held it is unknown.
     Unreadable { detail: String },
 }
@@ -296,6 +297,7 @@ pub(crate) fn force_remove(path: &Path) -> Result<Unlocked, StateError> {
         Ok(Some(info)) => match info.liveness() {
             Liveness::NotRunning => Unlocked::Stale(info),
             Liveness::Running => Unlocked::Running(info),
+            Liveness::Unknown if info.host == this_host() => Unlocked::Undetermined(info),
             Liveness::Unknown => Unlocked::OtherHost(info),
         },
         Err(StateError::LockUnreadable { detail, .. }) => Unlocked::Unreadable { detail },

@@ -1023,6 +1023,28 @@ mod tests {
         assert_eq!(t.list().await.unwrap().len(), 3);
     }
 
+    /// After a kill, an interrupted create is looked up by `userName` through the filter (one
+    /// request, not the whole list); without `userName` in the identity, everything is listed.
+    #[tokio::test]
+    async fn find_looks_up_by_user_name_with_the_filter() {
+        let (f, t) = fake().await;
+        for n in 0..3 {
+            f.insert(user(n));
+        }
+        let identity = BTreeMap::from([("userName".to_string(), "user1".to_string())]);
+        let found = t.find(&identity).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].fields["userName"], "user1");
+        assert_eq!(
+            f.log().lines(),
+            ["GET /t/v2/Users?startIndex=1&count=500&filter=userName eq \"user1\""]
+        );
+        let by_email = BTreeMap::from([("externalId".to_string(), "x".to_string())]);
+        assert_eq!(t.find(&by_email).await.unwrap().len(), 3);
+        assert!(t.write_window().attempt > Duration::ZERO);
+        assert!(t.write_window().total > t.write_window().attempt);
+    }
+
     /// A server that ignores `startIndex` repeats its first page: an error, never a loop or a
     /// short list.
     #[tokio::test]
