@@ -214,7 +214,7 @@ impl Engine {
             .collect();
         let mut planned = planner::plan_all(&inputs, state, all_syncs);
         if let Some(state) = state {
-            hold_unsettled_creates(&mut planned, state);
+            hold_unsettled_creates(&mut planned, state, unix_now());
         }
         planned
     }
@@ -380,7 +380,7 @@ impl Engine {
                     (None, _)
                         if change.action == Action::Create
                             && state.is_some_and(|s| {
-                                s.intent(&sync.name, &change.identity).is_some()
+                                unsettled(s, &sync.name, &change.identity, unix_now()).is_some()
                             }) =>
                     {
                         problems.push(format!(
@@ -415,13 +415,15 @@ impl Engine {
 /// killed while it was in flight, and the lookup could not find the account yet): creating
 /// again could make a second account once the first request lands. The sync's plan carries an
 /// error saying so and until when.
-fn hold_unsettled_creates(planned: &mut [PlannedSync], state: &State) {
+/// An intent past its window holds nothing: `plan` (which resolves nothing, it takes no lock)
+/// then plans the create again, and the apply records a new intent for it.
+fn hold_unsettled_creates(planned: &mut [PlannedSync], state: &State, now: i64) {
     for p in planned.iter_mut() {
         let plan = &mut p.plan;
         let mut held = Vec::new();
         plan.changes.retain(|c| {
             match (c.action == Action::Create)
-                .then(|| state.intent(&plan.name, &c.identity))
+                .then(|| unsettled(state, &plan.name, &c.identity, now))
                 .flatten()
             {
                 Some(intent) => {
@@ -441,6 +443,21 @@ fn hold_unsettled_creates(planned: &mut [PlannedSync], state: &State) {
             ));
         }
     }
+}
+
+/// The intent of `sync` for `identity` that may still take effect at `now`.
+fn unsettled<'s>(
+    state: &'s State,
+    sync: &str,
+    identity: &std::collections::BTreeMap<String, String>,
+    now: i64,
+) -> Option<&'s crate::state::Intent> {
+    state.intent(sync, identity).filter(|i| now <= i.settles_by)
+}
+
+/// Unix time now (the engine reads the clock; the planner does not).
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// `userName=ann` (all identity fields), for messages.

@@ -240,12 +240,24 @@ impl<'e> Session<'e> {
 
     /// A saved plan (`apply PLANFILE`), checked against the config, the state and the targets
     /// as they are now; refused as stale unless it can be applied exactly. `shown` names the
-    /// plan in messages (its path).
+    /// plan in messages (its path). Creates left in flight by a killed run are resolved first;
+    /// when that records anything, the state's serial moves and the plan is stale: plan again.
     pub async fn load_saved(
-        &self,
+        &mut self,
         doc: PlanDocument,
         shown: &str,
     ) -> Result<PlannedApply, SessionError> {
+        if self.state.as_ref().is_some_and(|s| !s.intents.is_empty()) {
+            let specs: Vec<_> = self
+                .engine
+                .specs
+                .iter()
+                .filter(|s| doc.syncs.iter().any(|p| p.name == s.name))
+                .cloned()
+                .collect();
+            let conns = self.engine.connect(&specs, false)?;
+            self.resolve_intents(&conns).await?;
+        }
         saved::load(self.engine, self.state.as_ref(), doc, shown).await
     }
 

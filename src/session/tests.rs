@@ -496,6 +496,19 @@ async fn intents_of_a_killed_run_are_resolved_before_planning() {
     );
     drop(session);
 
+    // `plan` takes no lock and resolves nothing: it holds Dan's create while the intent may
+    // still take effect, and no longer once its window has passed.
+    let mut held = backend.load().await.unwrap().state.unwrap();
+    let planned = engine.read_and_plan(&[], Some(&held), false).await.unwrap();
+    assert!(!planned.planned[0].plan.errors.is_empty());
+    held.intents = vec![intent("dan@example.com", 0)];
+    let planned = engine.read_and_plan(&[], Some(&held), false).await.unwrap();
+    assert!(
+        planned.planned[0].plan.errors.is_empty(),
+        "{:?}",
+        planned.planned[0].plan.errors
+    );
+
     // Past its window, an intent whose account is not there is dropped: Dan is planned.
     backend.0.lock().unwrap().state.as_mut().unwrap().intents = vec![intent("dan@example.com", 0)];
     let mut session = Session::open(&engine, &backend, "apply").await.unwrap();
