@@ -9,9 +9,10 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use crate::connectors::{ApplyOptions, ConnectorError, LiveAccount, OpResult, Target, TargetOp};
+use crate::model::records::SendGate;
 use crate::plan::{Action, Change, SyncPlan};
 use crate::planner::{SyncSpec, desired, values};
-use crate::state::{ManagedAccount, Origin, State, StateOp};
+use crate::state::{Intent, ManagedAccount, Origin, State, StateOp};
 
 /// One operation that failed, with the vendor's message.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -264,21 +265,109 @@ pub async fn apply_recorded(
             continue;
         };
 
+        // A create is not idempotent: its intent is journalled (durably) right before it is
+        // sent, through the gate the target awaits per operation, so a run killed while the
+        // request is in flight leaves a trace that the next run resolves by a lookup instead
+        // of creating the account a second time.
+        let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        let window = target.write_window();
+        let (window, attempt_secs) = (secs(window.total), secs(window.attempt));
+        let intents: Vec<Option<Intent>> = ops
+            .iter()
+            .zip(&op_changes)
+            .map(|(op, change)| match op {
+                TargetOp::Create { active, .. } => Some(Intent {
+                    sync: sync.name.clone(),
+                    target: sync.target.clone(),
+                    action: change.action.to_string(),
+                    identity: change.identity.clone(),
+                    fields: after_values(change),
+                    active: *active,
+                    recorded_at: 0,
+                    settles_by: 0,
+                    attempt_secs,
+                }),
+                _ => None,
+            })
+            .collect();
+        type GateAsk = (usize, futures::channel::oneshot::Sender<Result<(), String>>);
+        let (gate_sender, gate_asks) = futures::channel::mpsc::unbounded::<GateAsk>();
+        let gated: std::sync::Arc<Vec<bool>> =
+            std::sync::Arc::new(intents.iter().map(Option::is_some).collect());
+        let mut options = input.options.clone();
+        options.gate = Some(SendGate(std::sync::Arc::new(move |i| {
+            let sender = gated
+                .get(i)
+                .copied()
+                .unwrap_or(false)
+                .then(|| gate_sender.clone());
+            Box::pin(async move {
+                let Some(sender) = sender else {
+                    return Ok(());
+                };
+                let stopped = || "not sent: the apply engine stopped".to_string();
+                let (reply, answer) = futures::channel::oneshot::channel();
+                sender.unbounded_send((i, reply)).map_err(|_| stopped())?;
+                answer.await.map_err(|_| stopped())?
+            })
+        })));
+
         // The target's callback is synchronous; it hands each outcome over to a loop that runs
         // alongside the target (same task), journals it and only then reports it.
-        let (sender, mut outcomes) = futures::channel::mpsc::unbounded::<(usize, OpResult)>();
+        let (sender, outcomes) = futures::channel::mpsc::unbounded::<(usize, OpResult)>();
         let run = async move {
             let done = move |i: usize, result: OpResult| {
                 // The receiver lives until the target returns, so this cannot fail.
                 let _ = sender.unbounded_send((i, result));
             };
-            target.apply(&ops, input.options, &done).await
+            // The options (and the gate's sender in them) go when the target returns, which
+            // ends the journal loop below.
+            let options = options;
+            target.apply(&ops, &options, &done).await
         };
         let mut journalled: Vec<StateOp> = Vec::new();
         let mut seen = vec![false; op_changes.len()];
         let before = &*state;
+        enum Msg {
+            Gate(GateAsk),
+            Outcome(usize, OpResult),
+        }
+        let mut messages = futures::stream::select(
+            outcomes.map(|(i, r)| Msg::Outcome(i, r)),
+            gate_asks.map(Msg::Gate),
+        );
+        // Which operations have a journalled intent, to settle once their outcome is known.
+        let mut intended = vec![false; op_changes.len()];
         let journal = async {
-            while let Some((i, result)) = outcomes.next().await {
+            while let Some(message) = messages.next().await {
+                let (i, result) = match message {
+                    Msg::Outcome(i, result) => (i, result),
+                    Msg::Gate((i, reply)) => {
+                        let answer = match intents.get(i).cloned().flatten() {
+                            Some(mut intent) => {
+                                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                                intent.recorded_at = now;
+                                intent.settles_by = now.saturating_add(window);
+                                let op = StateOp::Intend { intent };
+                                match recorder.record(&op).await {
+                                    Ok(()) => {
+                                        journalled.push(op);
+                                        if let Some(flag) = intended.get_mut(i) {
+                                            *flag = true;
+                                        }
+                                        Ok(())
+                                    }
+                                    Err(e) => Err(format!(
+                                        "not sent: its intent could not be recorded in the state ({e})"
+                                    )),
+                                }
+                            }
+                            None => Ok(()),
+                        };
+                        let _ = reply.send(answer);
+                        continue;
+                    }
+                };
                 let Some(change) = op_changes.get(i) else {
                     continue;
                 };
@@ -286,9 +375,18 @@ pub async fn apply_recorded(
                     Some(s) if !*s => *s = true,
                     _ => continue, // a target reporting twice: the first outcome stands
                 }
+                let settle = intended
+                    .get(i)
+                    .copied()
+                    .unwrap_or(false)
+                    .then(|| StateOp::Settle {
+                        sync: sync.name.clone(),
+                        identity: change.identity.clone(),
+                    });
                 match result {
                     Ok(id) => {
-                        let ops = state_ops(sync, spec, change, &id, &live_by_id, before);
+                        let mut ops = state_ops(sync, spec, change, &id, &live_by_id, before);
+                        ops.extend(settle);
                         let mut outcome = Ok(Some(id));
                         for op in &ops {
                             if let Err(e) = recorder.record(op).await {
@@ -304,12 +402,23 @@ pub async fn apply_recorded(
                         }
                         observe(sync, change, outcome);
                     }
-                    Err(ConnectorError::Cancelled) => observe(
-                        sync,
-                        change,
-                        Err((Outcome::NotStarted, NOT_STARTED.to_string())),
-                    ),
-                    Err(e) => observe(sync, change, Err((Outcome::of(&e), e.to_string()))),
+                    Err(e) => {
+                        // A create that surely made nothing settles its intent; one whose
+                        // outcome is unknown keeps it, for the next run's lookup.
+                        if let Some(op) = settle.filter(|_| never_created(&e))
+                            && recorder.record(&op).await.is_ok()
+                        {
+                            journalled.push(op);
+                        }
+                        match e {
+                            ConnectorError::Cancelled => observe(
+                                sync,
+                                change,
+                                Err((Outcome::NotStarted, NOT_STARTED.to_string())),
+                            ),
+                            e => observe(sync, change, Err((Outcome::of(&e), e.to_string()))),
+                        }
+                    }
                 }
             }
         };
@@ -332,6 +441,21 @@ pub async fn apply_recorded(
         }
     }
     report.into_inner().unwrap_or_default()
+}
+
+/// Whether a failed create surely made no account: refused before or without processing.
+fn never_created(e: &crate::connectors::ConnectorError) -> bool {
+    use crate::connectors::ConnectorError as E;
+    matches!(
+        e,
+        E::Cancelled
+            | E::Config(_)
+            | E::Auth { .. }
+            | E::Permission { .. }
+            | E::Rejected { .. }
+            | E::Throttled { .. }
+            | E::Unsupported { .. }
+    )
 }
 
 enum Prepared {
@@ -719,11 +843,27 @@ mod tests {
         );
         let managed: Vec<&String> = state.syncs["s"].accounts.keys().collect();
         assert_eq!(managed.len(), 2);
+        let recorded = recorded.lock().unwrap();
+        let count = |f: fn(&StateOp) -> bool| recorded.iter().filter(|op| f(op)).count();
         assert_eq!(
-            recorded.lock().unwrap().len(),
+            count(|op| matches!(op, StateOp::Upsert { .. })),
             2,
-            "only successes are journalled"
+            "only successes are recorded as accounts"
         );
+        // Every create's intent was journalled before it was sent, and settled by its outcome
+        // (the refused one too: a 422 made nothing).
+        assert_eq!(count(|op| matches!(op, StateOp::Intend { .. })), 3);
+        assert_eq!(count(|op| matches!(op, StateOp::Settle { .. })), 3);
+        let first_intent = recorded
+            .iter()
+            .position(|op| matches!(op, StateOp::Intend { .. }))
+            .unwrap();
+        let first_upsert = recorded
+            .iter()
+            .position(|op| matches!(op, StateOp::Upsert { .. }))
+            .unwrap();
+        assert!(first_intent < first_upsert, "{recorded:?}");
+        assert!(state.intents.is_empty(), "{:?}", state.intents);
         let events = events.lock().unwrap();
         assert_eq!(events.len(), 4);
         for e in events.iter() {

@@ -212,7 +212,11 @@ impl Engine {
                 }
             })
             .collect();
-        planner::plan_all(&inputs, state, all_syncs)
+        let mut planned = planner::plan_all(&inputs, state, all_syncs);
+        if let Some(state) = state {
+            hold_unsettled_creates(&mut planned, state, unix_now());
+        }
+        planned
     }
 
     /// The plan document for planned syncs (the only place that reads the clock and git).
@@ -381,6 +385,18 @@ impl Engine {
                             first_identity(change)
                         )),
                     },
+                    (None, _)
+                        if change.action == Action::Create
+                            && state.is_some_and(|s| {
+                                unsettled(s, &sync.name, &change.identity, unix_now()).is_some()
+                            }) =>
+                    {
+                        problems.push(format!(
+                            "sync `{}`: {} was to be created, but an earlier create of it has no known outcome (a run was stopped); plan again",
+                            sync.name,
+                            first_identity(change)
+                        ));
+                    }
                     (None, _) if change.action == Action::Create => {
                         if let Some(acc) = change
                             .identity
@@ -401,6 +417,91 @@ impl Engine {
         }
         problems
     }
+}
+
+/// Refuses the creates of identities whose earlier create has no known outcome (a run was
+/// killed while it was in flight, and the lookup could not find the account yet): creating
+/// again could make a second account once the first request lands. The sync's plan carries an
+/// error saying so and until when.
+/// An intent past its window holds nothing: `plan` (which resolves nothing, it takes no lock)
+/// then plans the create again, and the apply records a new intent for it.
+fn hold_unsettled_creates(planned: &mut [PlannedSync], state: &State, now: i64) {
+    for p in planned.iter_mut() {
+        let plan = &mut p.plan;
+        let mut held = Vec::new();
+        plan.changes.retain(|c| {
+            match (c.action == Action::Create)
+                .then(|| unsettled(state, &plan.name, &c.identity, now))
+                .flatten()
+            {
+                Some(intent) => {
+                    held.push(intent.clone());
+                    false
+                }
+                None => true,
+            }
+        });
+        for intent in held {
+            plan.summary.create = plan.summary.create.saturating_sub(1);
+            plan.errors.push(format!(
+                "a create of {} sent at {} by a run that was stopped has no known outcome, and the target does not show the account (yet); it is not created again, since that could make a second account. The request may still take effect until {}: run again after that, or once the account appears (it is then recorded as created)",
+                identity_text(&intent.identity),
+                unix_text(intent.recorded_at),
+                unix_text(intent.settles_by)
+            ));
+        }
+    }
+}
+
+/// The intent of `sync` for `identity` that may still take effect at `now`.
+fn unsettled<'s>(
+    state: &'s State,
+    sync: &str,
+    identity: &std::collections::BTreeMap<String, String>,
+    now: i64,
+) -> Option<&'s crate::state::Intent> {
+    state.intent(sync, identity).filter(|i| now <= i.settles_by)
+}
+
+/// Unix time now (the engine reads the clock; the planner does not).
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// `userName=ann` (all identity fields), for messages.
+pub fn identity_text(identity: &std::collections::BTreeMap<String, String>) -> String {
+    identity
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn unix_text(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// Whether `account` carries one of `identity`'s values (normalised as the sync's identity
+/// fields are), as the planner matches accounts.
+pub fn identity_matches(
+    spec: &SyncSpec,
+    account: &LiveAccount,
+    identity: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    let specs = planner::desired::field_specs(spec);
+    identity.iter().any(|(key, want)| {
+        let norm = specs
+            .get(key)
+            .and_then(|f| f.identity)
+            .unwrap_or(crate::model::IdentityNorm::Exact);
+        matches!(account.fields.get(key), Some(Value::String(s)) if norm.normalise(s) == *want)
+    })
 }
 
 /// The state backend the config names (the local file backend, for now). Used without

@@ -65,7 +65,10 @@ impl SensitiveFields {
             } => scrub_values(&mut account.fields, |name| {
                 self.is_sensitive(sync, Some(target), name)
             }),
-            StateOp::Remove { .. } => 0,
+            StateOp::Intend { intent } => scrub_values(&mut intent.fields, |name| {
+                self.is_sensitive(&intent.sync, Some(&intent.target), name)
+            }),
+            StateOp::Remove { .. } | StateOp::Settle { .. } => 0,
         }
     }
 
@@ -78,6 +81,11 @@ impl SensitiveFields {
                     self.is_sensitive(sync, Some(&s.target), name)
                 });
             }
+        }
+        for intent in &mut state.intents {
+            n += scrub_values(&mut intent.fields, |name| {
+                self.is_sensitive(&intent.sync, Some(&intent.target), name)
+            });
         }
         n
     }

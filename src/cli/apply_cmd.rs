@@ -104,6 +104,7 @@ pub(crate) async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Resul
     let options = ApplyOptions {
         parallelism: usize::from(args.parallelism),
         cancel: Arc::new(AtomicBool::new(false)),
+        gate: None,
     };
     let signals = tokio::spawn(watch_signals(options.cancel.clone(), ui.quiet));
     let events = ApplyPrinter {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use headcount::state::StateBackend;
+use headcount::state::{LockInfo, StateBackend, Unlocked};
 
 use super::args::{Cli, StateCommand};
 use super::{EXIT_OK, Ui};
@@ -52,16 +52,33 @@ pub(crate) async fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Resul
             Ok(EXIT_OK)
         }
         StateCommand::Unlock => {
+            let said = |info: &LockInfo| {
+                format!(
+                    "{} (pid {} on {}, `{}` since {})",
+                    info.holder, info.pid, info.host, info.operation, info.created_at
+                )
+            };
             match backend.unlock().await? {
-                Some(info) => outln!(
-                    "Removed the lock held by {} (pid {} on {}, {} since {}).",
-                    info.holder,
-                    info.pid,
-                    info.host,
-                    info.operation,
-                    info.created_at
+                Unlocked::Nothing => outln!("The state is not locked: nothing was removed."),
+                Unlocked::Stale(info) => outln!(
+                    "Removed a stale lock of this host: {}; that process no longer runs.",
+                    said(&info)
                 ),
-                None => outln!("The state is not locked."),
+                Unlocked::Running(info) => outln!(
+                    "Removed the lock of {}, which is still running on this host: it stops at its next state write; the journal keeps what it did.",
+                    said(&info)
+                ),
+                Unlocked::OtherHost(info) => outln!(
+                    "Removed the lock of another host: {}. If that run was still going, it stops at its next state write.",
+                    said(&info)
+                ),
+                Unlocked::Undetermined(info) => outln!(
+                    "Removed the lock of {} on this host; whether that process still runs cannot be told here.",
+                    said(&info)
+                ),
+                Unlocked::Unreadable { detail } => outln!(
+                    "Removed a lock file that could not be read ({detail}): who held it is unknown."
+                ),
             }
             Ok(EXIT_OK)
         }

@@ -33,7 +33,9 @@ impl From<HttpError> for ConnectorError {
                 wait: std::time::Duration::from_secs(wait_secs),
                 message,
             },
-            HttpError::Decode { .. } => ConnectorError::BadData(message),
+            HttpError::Decode { .. } | HttpError::Inconsistent { .. } => {
+                ConnectorError::BadData(message)
+            }
             // Credentials that cannot be had (a token endpoint's refusal, an unreadable key).
             HttpError::Auth(_) => ConnectorError::Auth { message },
         }

@@ -14,16 +14,20 @@ pub mod scim;
 pub mod spec;
 pub mod zendesk;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
 pub use crate::model::{
     ApplyOptions, ConnectorError, LiveAccount, OpResult, Record, SourceRecord, TargetOp,
+    WriteWindow,
 };
 pub use registry::{SourceConfig, SourceKind, TargetConfig, TargetKind};
 pub use spec::{BuildContext, ClientPool};
 
 /// Runs `run(i, op)` for every operation with at most `opts.parallelism` in flight, reporting
-/// each outcome through `done` as soon as it is known. Once cancelled, operations not yet
+/// each outcome through `done` as soon as it is known. Each operation passes
+/// [`ApplyOptions::before_send`] right before it is sent. Once cancelled, operations not yet
 /// started are reported as [`ConnectorError::Cancelled`]. Targets with one request per change
 /// use this; targets with batch semantics (files, bulk jobs) do their own.
 pub async fn for_each_op<'a, F, Fut>(
@@ -48,8 +52,14 @@ pub async fn for_each_op<'a, F, Fut>(
                 done(i, Err(ConnectorError::Cancelled));
                 continue;
             }
+            // Futures are lazy: nothing is sent before the gate (the create's intent) passed.
             let fut = run(i, &ops[i]);
-            in_flight.push(async move { (i, fut.await) });
+            in_flight.push(async move {
+                match opts.before_send(i).await {
+                    Ok(()) => (i, fut.await),
+                    Err(e) => (i, Err(e)),
+                }
+            });
         }
         match in_flight.next().await {
             Some((i, result)) => done(i, result),
@@ -80,6 +90,25 @@ pub trait Target: Send + Sync {
         opts: &ApplyOptions,
         done: &(dyn Fn(usize, OpResult) + Send + Sync),
     ) -> Result<(), ConnectorError>;
+
+    /// Accounts that may carry this identity (field → value as the plan normalised it): a
+    /// superset the caller narrows down exactly. Used after a kill, to learn whether a create
+    /// that was in flight took effect. The default lists everything; a target with a search
+    /// (SCIM's `filter`) asks for less.
+    async fn find(
+        &self,
+        identity: &BTreeMap<String, String>,
+    ) -> Result<Vec<LiveAccount>, ConnectorError> {
+        let _ = identity;
+        self.list().await
+    }
+
+    /// How long after a write is handed over it may still take effect in the target. Until
+    /// then, an account that cannot be found may still appear. Zero for targets whose writes
+    /// end with the process (local files).
+    fn write_window(&self) -> WriteWindow {
+        WriteWindow::default()
+    }
 
     /// Request figures of HTTP targets (requests, retries, throttle waits), for the apply
     /// summary; `None` for targets that do no HTTP.

@@ -160,6 +160,18 @@ pub enum HttpError {
     /// The answer was not the JSON the connector expected.
     #[error("{what}: the answer is not the expected JSON: {cause}")]
     Decode { what: String, cause: String },
+    /// A list that contradicts itself (ends before its own total, repeats a page): never read
+    /// as complete, since accounts it did not show would be planned as missing.
+    #[error(
+        "{who}: {what}: the server's list contradicts itself ({cause}); headcount does not \
+         take it for the complete list, since it would plan creates for accounts it did not \
+         see. Try again later; if it persists, the server's paging is broken"
+    )]
+    Inconsistent {
+        who: String,
+        what: String,
+        cause: String,
+    },
     /// No credential could be had (token endpoint refusal, unreadable key or token file).
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -636,6 +648,16 @@ impl HttpClient {
         let origin = url.origin().ascii_serialization();
         let rel = shown.strip_prefix(&origin).unwrap_or(&shown);
         format!("{method} {rel}")
+    }
+
+    /// How long after [`HttpClient::send`] is called its request may still reach the server
+    /// and take effect: the whole time budget plus one more timeout for the last attempt; and
+    /// that one timeout alone once nothing retries any more.
+    pub fn write_window(&self) -> crate::model::WriteWindow {
+        crate::model::WriteWindow {
+            total: self.inner.policy.max_total + self.inner.timeout,
+            attempt: self.inner.timeout,
+        }
     }
 
     /// Sends `req` with rate limiting, retries and throttle waits; `Ok` only for 2xx answers.

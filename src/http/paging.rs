@@ -16,31 +16,48 @@ pub struct Page<T> {
 
 impl HttpClient {
     /// Sends `first`, then every next request `step` derives from the previous answer, and
-    /// returns all items in order. Stops on `next: None`; fails when a next request repeats the
-    /// previous one (a server ignoring the paging parameters would loop forever).
+    /// returns all items in order. Stops on `next: None`. A list that contradicts itself is an
+    /// [`HttpError::Inconsistent`] naming this client's connector, never a short list: a next
+    /// request that repeats the previous one, or a page holding exactly the previous page's
+    /// items (a server ignoring the paging parameters), would otherwise loop or read as fewer
+    /// accounts than there are, and the planner would create the ones it did not see.
     pub async fn collect_pages<T, F>(
         &self,
         first: Request,
         mut step: F,
     ) -> Result<Vec<T>, HttpError>
     where
+        T: PartialEq,
         F: FnMut(&Request, Response) -> Result<Page<T>, HttpError>,
     {
-        let mut items = Vec::new();
+        let mut items: Vec<T> = Vec::new();
+        let mut last_len = 0;
         let mut req = first;
-        for _ in 0..MAX_PAGES {
+        for number in 1..=MAX_PAGES {
             let resp = self.send(req.clone()).await?;
             let what = resp.what.clone();
             let page = step(&req, resp)?;
+            let previous = &items[items.len() - last_len..];
+            if number > 1 && !page.items.is_empty() && page.items == previous {
+                return Err(self.inconsistent(
+                    what,
+                    format!(
+                        "page {number} holds the same {} item(s) as page {}: the server ignores the paging parameters",
+                        page.items.len(),
+                        number - 1
+                    ),
+                ));
+            }
+            last_len = page.items.len();
             items.extend(page.items);
             match page.next {
                 None => return Ok(items),
                 Some(next) => {
                     if next.path == req.path && next.query == req.query {
-                        return Err(HttpError::Decode {
+                        return Err(self.inconsistent(
                             what,
-                            cause: "the next page is the same request as this one: the server ignores the paging parameters".to_string(),
-                        });
+                            "the next page is the same request as this one: the server ignores the paging parameters".to_string(),
+                        ));
                     }
                     req = next;
                 }
@@ -53,9 +70,23 @@ impl HttpClient {
     }
 }
 
-/// Index-based paging (SCIM): the next request starts after the items seen so far. Stops on an
-/// empty page or when `total` is reached. `got` is this page's size (the server may return
-/// fewer than asked, so the step follows what came, not what was asked).
+impl HttpClient {
+    /// A list that contradicts itself, named after this client's connector.
+    pub fn inconsistent(&self, what: String, cause: String) -> HttpError {
+        HttpError::Inconsistent {
+            who: self.inner.name.clone(),
+            what,
+            cause,
+        }
+    }
+}
+
+/// Index-based paging (SCIM): the next request starts after the items seen so far. Stops when
+/// `total` is reached, or on an empty page when the server gives no total. An empty page
+/// before the announced total is an error (the `cause` of an [`HttpError::Inconsistent`]):
+/// `totalResults: 1000000000000` with no users is a broken server, not an empty directory.
+/// `got` is this page's size (the server may return fewer than asked, so the step follows what
+/// came, not what was asked).
 pub fn next_by_index(
     req: &Request,
     start_param: &str,
@@ -63,11 +94,18 @@ pub fn next_by_index(
     got: usize,
     seen: u64,
     total: Option<u64>,
-) -> Option<Request> {
-    if got == 0 || total.is_some_and(|t| seen >= t) {
-        return None;
+) -> Result<Option<Request>, String> {
+    match total {
+        Some(t) if seen >= t => return Ok(None),
+        Some(t) if got == 0 => {
+            return Err(format!(
+                "the list ended after {seen} item(s), but the server announced {t} in total"
+            ));
+        }
+        None if got == 0 => return Ok(None),
+        _ => {}
     }
-    Some(req.clone().query(start_param, start + got as u64))
+    Ok(Some(req.clone().query(start_param, start + got as u64)))
 }
 
 /// Page-number paging (Mojo, RT): the next page while this one was full. `page` is the number
@@ -96,4 +134,37 @@ pub fn next_by_link(req: &Request, link: Option<&str>) -> Option<Request> {
 pub fn next_by_cursor(req: &Request, cursor_param: &str, cursor: Option<&str>) -> Option<Request> {
     let cursor = cursor.filter(|c| !c.is_empty())?;
     Some(req.clone().query(cursor_param, cursor))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_list_ending_before_its_total_is_an_error() {
+        let req = Request::get("Users");
+        let err = next_by_index(&req, "startIndex", 1, 0, 0, Some(1_000_000_000_000)).unwrap_err();
+        assert!(err.contains("after 0 item(s)"), "{err}");
+        assert!(err.contains("1000000000000"), "{err}");
+        assert!(
+            next_by_index(&req, "startIndex", 1, 0, 0, Some(0))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            next_by_index(&req, "startIndex", 1, 0, 0, None)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            next_by_index(&req, "startIndex", 1, 2, 2, Some(2))
+                .unwrap()
+                .is_none()
+        );
+        let next = next_by_index(&req, "startIndex", 1, 2, 2, Some(5))
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.query, [("startIndex".to_string(), "3".to_string())]);
+    }
 }

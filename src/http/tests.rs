@@ -345,6 +345,40 @@ async fn pages_are_followed_by_page_number_and_by_link() {
     assert_eq!(items, vec![1, 2, 3, 4, 5]);
 }
 
+/// A server that ignores the page parameter answers page 1 again: an error naming the client,
+/// never a short list or a loop, whatever paging style the connector uses.
+#[tokio::test]
+async fn a_repeated_page_is_an_error_naming_the_connector() {
+    async fn stuck() -> axum::Json<Value> {
+        axum::Json(json!({"items": [1, 2]}))
+    }
+    let base = serve(Router::new().route("/stuck", get(stuck))).await;
+    let c = HttpClient::builder("mojo target `desk`", &base)
+        .unlimited()
+        .build()
+        .unwrap();
+    let err = c
+        .collect_pages(Request::get("/stuck").query("page", 1), |req, resp| {
+            let v: Value = resp.json()?;
+            let items: Vec<u64> = serde_json::from_value(v["items"].clone()).unwrap();
+            let page: u64 = req.query[0].1.parse().unwrap();
+            let next = paging::next_by_page_number(req, "page", page, items.len(), 2);
+            Ok(Page { items, next })
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HttpError::Inconsistent { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("mojo target `desk`: GET /stuck?page=2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("page 2 holds the same 2 item(s) as page 1"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn a_next_link_to_another_origin_is_not_followed() {
     let c = builder("http://127.0.0.1:9/api").build().unwrap();

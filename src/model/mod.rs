@@ -14,6 +14,8 @@ pub mod units;
 pub use error::ConnectorError;
 pub use fields::{FieldSpec, FieldTable, FieldType, IdentityNorm, LookupError, Writable};
 pub use policy::{ManagePolicy, OnCreate, RemovedPolicy};
-pub use records::{ApplyOptions, LiveAccount, OpResult, Record, SourceRecord, TargetOp};
+pub use records::{
+    ApplyOptions, LiveAccount, OpResult, Record, SourceRecord, TargetOp, WriteWindow,
+};
 pub use secret::{SecretError, SecretRef};
 pub use units::{HttpSettings, RateLimit};

@@ -55,6 +55,16 @@ pub enum TargetOp {
 /// The outcome of one operation: the account's id in the target, or why it failed.
 pub type OpResult = Result<String, ConnectorError>;
 
+/// How long a write may take effect after it was handed to a target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteWindow {
+    /// The whole time budget of the request: retries, waits and the last attempt.
+    pub total: std::time::Duration,
+    /// One attempt's timeout: once nothing retries any more (the process is gone), the last
+    /// attempt lands within this, or never.
+    pub attempt: std::time::Duration,
+}
+
 /// How a target carries out a batch of operations.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -62,6 +72,25 @@ pub struct ApplyOptions {
     pub parallelism: usize,
     /// Set on SIGINT/SIGTERM: no new operation starts; those in flight finish.
     pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Asked before each operation is sent; see [`ApplyOptions::before_send`].
+    pub gate: Option<SendGate>,
+}
+
+/// What the apply engine runs before an operation is sent: it journals the intent of a create
+/// (durably), so that a kill while the request is in flight leaves a trace. An error means
+/// the operation must not be sent.
+#[derive(Clone)]
+pub struct SendGate(
+    #[allow(clippy::type_complexity)]
+    pub  std::sync::Arc<
+        dyn Fn(usize) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync,
+    >,
+);
+
+impl std::fmt::Debug for SendGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SendGate")
+    }
 }
 
 impl Default for ApplyOptions {
@@ -69,6 +98,7 @@ impl Default for ApplyOptions {
         ApplyOptions {
             parallelism: 4,
             cancel: Default::default(),
+            gate: None,
         }
     }
 }
@@ -76,5 +106,15 @@ impl Default for ApplyOptions {
 impl ApplyOptions {
     pub fn cancelled(&self) -> bool {
         self.cancel.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Must be awaited right before `ops[i]` is sent (per-op targets get it from
+    /// `for_each_op`; a bulk target calls it for each item before sending the batch). An
+    /// `Err` means: do not send, report the operation failed with this error.
+    pub async fn before_send(&self, i: usize) -> Result<(), ConnectorError> {
+        match &self.gate {
+            Some(gate) => (gate.0)(i).await.map_err(ConnectorError::Io),
+            None => Ok(()),
+        }
     }
 }

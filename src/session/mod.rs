@@ -15,11 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::apply::{self, ApplyInput, ApplyReport, OpEvent, Recorder, Secrets};
 use crate::audit::{AuditError, AuditLog};
 use crate::connectors::{ApplyOptions, LiveAccount};
-use crate::engine::{Connections, Engine, Planned};
+use crate::engine::{Connections, Engine};
 use crate::http::HttpStats;
 use crate::plan::PlanDocument;
 use crate::sensitive::SensitiveFields;
-use crate::state::{LockedState, State, StateBackend, StateOp};
+use crate::state::{LockedState, ManagedAccount, Origin, State, StateBackend, StateOp};
 
 pub use error::SessionError;
 pub use saved::{Pending, check_saved};
@@ -122,21 +122,25 @@ impl<'e> Session<'e> {
         self.state.as_ref()
     }
 
-    /// Reads the sources and targets of the named syncs (all when none) and plans them.
+    /// Reads the sources and targets of the named syncs (all when none) and plans them. Creates
+    /// left in flight by a killed run are resolved first ([`Session::resolve_intents`]).
     pub async fn plan(
-        &self,
+        &mut self,
         syncs: &[String],
         allow_mass_removal: bool,
         observer: &dyn SessionObserver,
     ) -> Result<PlannedApply, SessionError> {
-        let Planned {
-            conns,
-            snapshot,
-            planned,
-        } = self
-            .engine
-            .read_and_plan(syncs, self.state.as_ref(), allow_mass_removal)
-            .await?;
+        let specs = self.engine.select(syncs)?;
+        let conns = self.engine.connect(&specs, true)?;
+        self.resolve_intents(&conns).await?;
+        let snapshot = self.engine.read(&conns).await;
+        let planned = self.engine.plan(
+            &specs,
+            &snapshot,
+            self.state.as_ref(),
+            allow_mass_removal,
+            syncs.is_empty(),
+        );
         let doc = self.engine.document(&planned, self.state.as_ref());
         observer.plan_ready(&doc);
         Ok(PlannedApply {
@@ -148,16 +152,121 @@ impl<'e> Session<'e> {
         })
     }
 
+    /// Resolves the intents of creates a killed run left without an outcome, before anything
+    /// is planned for their identities: the target is asked for the account by identity; found,
+    /// it is recorded as created (so it is never created twice); not found once the write's
+    /// window has passed, the intent is dropped (the create never took effect, and the plan
+    /// makes it again). Not found before that, or a lookup that fails, leaves the intent, and
+    /// the plan refuses to create that identity ([`Engine::plan`]). The first lookup brings the
+    /// window forward to one attempt's timeout: the process that sent the write is gone (this
+    /// session holds the lock), so nothing will resend it. Intents of targets not
+    /// connected here wait for a run that plans their sync.
+    pub async fn resolve_intents(&mut self, conns: &Connections) -> Result<(), SessionError> {
+        let Some(state) = self.state.as_ref().filter(|s| !s.intents.is_empty()) else {
+            return Ok(());
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut ops = Vec::new();
+        for intent in &state.intents {
+            let (Some(target), Some(spec)) = (
+                conns.targets.get(&intent.target),
+                self.engine.specs.iter().find(|s| s.name == intent.sync),
+            ) else {
+                continue;
+            };
+            let found = match target.find(&intent.identity).await {
+                Ok(candidates) => candidates,
+                Err(e) => {
+                    tracing::warn!(
+                        "sync `{}`: could not look up {} after an interrupted create: {e}",
+                        intent.sync,
+                        crate::engine::identity_text(&intent.identity)
+                    );
+                    continue;
+                }
+            };
+            let matching: Vec<&LiveAccount> = found
+                .iter()
+                .filter(|a| crate::engine::identity_matches(spec, a, &intent.identity))
+                .collect();
+            let settle = StateOp::Settle {
+                sync: intent.sync.clone(),
+                identity: intent.identity.clone(),
+            };
+            match matching.as_slice() {
+                [account] => {
+                    tracing::info!(
+                        "sync `{}`: the create of {} interrupted by a stopped run took effect (account {}); recorded as created",
+                        intent.sync,
+                        crate::engine::identity_text(&intent.identity),
+                        account.id
+                    );
+                    ops.push(StateOp::Upsert {
+                        sync: intent.sync.clone(),
+                        target: intent.target.clone(),
+                        target_id: account.id.clone(),
+                        account: ManagedAccount {
+                            identity: intent.identity.clone(),
+                            fields: intent.fields.clone(),
+                            active: Some(intent.active),
+                            origin: Origin::Created,
+                            deactivated_by_headcount: false,
+                        },
+                    });
+                    ops.push(settle);
+                }
+                [] if now > intent.settles_by => ops.push(settle),
+                // The run that sent it is gone and nothing resends it: its last attempt lands
+                // within one timeout from now, or never. Brought forward once, durably.
+                [] if now.saturating_add(intent.attempt_secs) < intent.settles_by => {
+                    let mut sooner = intent.clone();
+                    sooner.settles_by = now.saturating_add(intent.attempt_secs);
+                    ops.push(StateOp::Intend { intent: sooner });
+                }
+                // Not there yet, or several: only a later lookup (or a person) can tell.
+                _ => {}
+            }
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut next = state.clone();
+        self.lock.begin_journal(&next).await?;
+        for op in &ops {
+            self.lock.append(op).await?;
+            next.apply_op(op);
+        }
+        self.lock
+            .commit(&mut next)
+            .await
+            .map_err(SessionError::Commit)?;
+        self.state = Some(next);
+        Ok(())
+    }
+
     /// A saved plan (`apply PLANFILE`), checked against the config, the state and the targets
     /// as they are now and planned again; refused unless every saved change is one the config
     /// and the sources produce now. `shown` names the plan in messages (its path);
-    /// `allow_mass_removal` lifts the mass-removal guard for the removals it applies.
+    /// `allow_mass_removal` lifts the mass-removal guard for the removals it applies. Creates
+    /// left in flight by a killed run are resolved first; when that records anything, the
+    /// state's serial moves and the plan is stale: plan again.
     pub async fn load_saved(
-        &self,
+        &mut self,
         doc: PlanDocument,
         shown: &str,
         allow_mass_removal: bool,
     ) -> Result<PlannedApply, SessionError> {
+        if self.state.as_ref().is_some_and(|s| !s.intents.is_empty()) {
+            let specs: Vec<_> = self
+                .engine
+                .specs
+                .iter()
+                .filter(|s| doc.syncs.iter().any(|p| p.name == s.name))
+                .cloned()
+                .collect();
+            let conns = self.engine.connect(&specs, false)?;
+            self.resolve_intents(&conns).await?;
+        }
         saved::load(
             self.engine,
             self.state.as_ref(),

@@ -99,8 +99,11 @@ impl StateBackend for MemoryBackend {
         Ok(self.0.lock().unwrap().holder.clone())
     }
 
-    async fn unlock(&self) -> Result<Option<LockInfo>, StateError> {
-        Ok(self.0.lock().unwrap().holder.take())
+    async fn unlock(&self) -> Result<crate::state::Unlocked, StateError> {
+        Ok(match self.0.lock().unwrap().holder.take() {
+            Some(info) => crate::state::Unlocked::OtherHost(info),
+            None => crate::state::Unlocked::Nothing,
+        })
     }
 }
 
@@ -402,6 +405,126 @@ async fn a_failed_commit_is_an_error_that_points_to_the_journal() {
     assert_eq!(session.state().unwrap().syncs["staff"].accounts.len(), 3);
 }
 
+fn intent(email: &str, settles_by: i64) -> crate::state::Intent {
+    crate::state::Intent {
+        sync: "staff".into(),
+        target: "mojo".into(),
+        action: "create".into(),
+        identity: BTreeMap::from([("email".to_string(), email.to_string())]),
+        fields: BTreeMap::from([("email".to_string(), serde_json::json!(email))]),
+        active: true,
+        recorded_at: 0,
+        settles_by,
+        attempt_secs: 3600,
+    }
+}
+
+/// Issue 7, point 5: a create left in flight by a killed run is resolved by a lookup before
+/// anything is planned for its identity: found, it is recorded as created (never created
+/// twice); not found while it may still land, its create is refused with the reason; not found
+/// after that, it is planned again.
+#[tokio::test]
+async fn intents_of_a_killed_run_are_resolved_before_planning() {
+    let (_dir, engine) = workspace();
+    let backend = MemoryBackend::default();
+    let mut session = Session::open(&engine, &backend, "apply").await.unwrap();
+    let planned = session.plan(&[], false, &Quiet).await.unwrap();
+    session
+        .apply(planned, &ApplyOptions::default(), &Quiet)
+        .await
+        .unwrap();
+    drop(session);
+    // Ann's create landed but the run died before recording it; Bob's may still land.
+    let ann_id = backend.load().await.unwrap().state.unwrap().list_rows()[0]
+        .target_id
+        .clone();
+    backend.forget(&ann_id).await.unwrap();
+    let far = i64::MAX;
+    {
+        let mut m = backend.0.lock().unwrap();
+        let state = m.state.as_mut().unwrap();
+        state.intents = vec![intent("ann@example.com", far)];
+    }
+    // Dan, new in the source, had a create in flight that the target does not show.
+    std::fs::write(
+        engine.loaded.base_dir.join("people.csv"),
+        "email,first\nann@example.com,Ann\nbob@example.com,Bob\ncid@example.com,Cid\ndan@example.com,Dan\n",
+    )
+    .unwrap();
+    backend
+        .0
+        .lock()
+        .unwrap()
+        .state
+        .as_mut()
+        .unwrap()
+        .intents
+        .push(intent("dan@example.com", far));
+
+    let mut session = Session::open(&engine, &backend, "apply").await.unwrap();
+    let planned = session.plan(&[], false, &Quiet).await.unwrap();
+    let state = session.state().unwrap();
+    let ann = &state.syncs["staff"].accounts[&ann_id];
+    assert_eq!(ann.origin, Origin::Created, "found: recorded as created");
+    // Dan's window is brought forward to one attempt's timeout: its sender is gone.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert_eq!(state.intents.len(), 1);
+    let dan = &state.intents[0];
+    assert_eq!(dan.identity["email"], "dan@example.com");
+    assert!(
+        dan.settles_by > now && dan.settles_by <= now + 3600,
+        "{dan:?}"
+    );
+    assert_eq!(planned.readiness(), Readiness::Blocked);
+    let sync = &planned.doc.syncs[0];
+    assert!(
+        sync.changes
+            .iter()
+            .all(|c| c.identity["email"] != "dan@example.com"),
+        "{:?}",
+        sync.changes
+    );
+    let error = sync.errors.join("\n");
+    assert!(error.contains("email=dan@example.com"), "{error}");
+    assert!(error.contains("no known outcome"), "{error}");
+    assert!(
+        sync.changes
+            .iter()
+            .all(|c| c.identity["email"] != "ann@example.com"
+                || c.action != crate::plan::Action::Create),
+        "ann is never created again"
+    );
+    drop(session);
+
+    // `plan` takes no lock and resolves nothing: it holds Dan's create while the intent may
+    // still take effect, and no longer once its window has passed.
+    let mut held = backend.load().await.unwrap().state.unwrap();
+    let planned = engine.read_and_plan(&[], Some(&held), false).await.unwrap();
+    assert!(!planned.planned[0].plan.errors.is_empty());
+    held.intents = vec![intent("dan@example.com", 0)];
+    let planned = engine.read_and_plan(&[], Some(&held), false).await.unwrap();
+    assert!(
+        planned.planned[0].plan.errors.is_empty(),
+        "{:?}",
+        planned.planned[0].plan.errors
+    );
+
+    // Past its window, an intent whose account is not there is dropped: Dan is planned.
+    backend.0.lock().unwrap().state.as_mut().unwrap().intents = vec![intent("dan@example.com", 0)];
+    let mut session = Session::open(&engine, &backend, "apply").await.unwrap();
+    let planned = session.plan(&[], false, &Quiet).await.unwrap();
+    assert!(session.state().unwrap().intents.is_empty());
+    assert_eq!(planned.readiness(), Readiness::Ready);
+    assert!(planned.doc.syncs[0].changes.iter().any(
+        |c| c.identity["email"] == "dan@example.com" && c.action == crate::plan::Action::Create
+    ));
+    session
+        .apply(planned, &ApplyOptions::default(), &Quiet)
+        .await
+        .unwrap();
+    assert!(session.state().unwrap().intents.is_empty());
+}
+
 /// `run` will drive sessions from spawned tasks: the session's futures must be `Send`.
 #[allow(dead_code)]
 fn session_futures_are_send<'e>(
@@ -466,7 +589,7 @@ async fn no_sensitive_value_reaches_a_plan_the_journal_the_state_or_the_audit_lo
     // The plan guard puts the marker back and the flag on.
     let (_dir, engine) = password_workspace();
     let backend = MemoryBackend::default();
-    let session = Session::open(&engine, &backend, "apply").await.unwrap();
+    let mut session = Session::open(&engine, &backend, "apply").await.unwrap();
     let mut doc = session.plan(&[], false, &Quiet).await.unwrap().doc;
     assert!(!serde_json::to_string(&doc).unwrap().contains("real-pw"));
     inject_password(&mut doc);

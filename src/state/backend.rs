@@ -7,13 +7,15 @@
 //!    [`LockedState`], the only handle that can write;
 //! 2. [`LockedState::recover`] folds in the journal of an interrupted apply;
 //! 3. [`LockedState::begin_journal`], then [`LockedState::append`] after each confirmed target
-//!    operation (durable when it returns);
+//!    operation (durable when it returns), and before each create is sent, its intent
+//!    ([`StateOp::Intend`], settled by [`StateOp::Settle`]): unsettled intents are part of the
+//!    state, so a backend stores them like any op and the next run looks them up;
 //! 4. [`LockedState::commit`] writes the state with the next serial and clears the journal.
 
 use async_trait::async_trait;
 
 use super::error::StateError;
-use super::lock::LockInfo;
+use super::lock::{LockInfo, Unlocked};
 use super::model::{State, StateOp};
 use super::store::Loaded;
 
@@ -34,8 +36,8 @@ pub trait StateBackend: Send + Sync {
     /// Who holds the lock, if anyone.
     async fn lock_info(&self) -> Result<Option<LockInfo>, StateError>;
 
-    /// Removes the lock whoever holds it (`headcount state unlock`) and returns what it held.
-    async fn unlock(&self) -> Result<Option<LockInfo>, StateError>;
+    /// Removes the lock whoever holds it (`headcount state unlock`) and says what it was.
+    async fn unlock(&self) -> Result<Unlocked, StateError>;
 
     /// Stops managing the account `id` (`headcount state forget`): lock, recover, remove it,
     /// commit. `None` when there is no state at all. A backend with transactions may override

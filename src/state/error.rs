@@ -55,12 +55,33 @@ pub enum StateError {
     },
 
     #[error(
+        "the state is locked by {info}, on another host than this one ({here}); the OS lock \
+         proves nothing across hosts, so headcount never takes such a lock over. Lock file: {}. \
+         If that run has ended (check on {}), run `headcount state unlock` to remove it",
+        path.display(),
+        info.host
+    )]
+    LockedElsewhere {
+        path: PathBuf,
+        info: Box<LockInfo>,
+        here: String,
+    },
+
+    #[error(
         "the state is locked, but the lock file {} cannot be read ({detail}); another headcount \
-         may be creating it right now. If no headcount is running, run `headcount state unlock` \
-         to remove it",
+         may be writing it right now, here or on another host sharing this folder. If no \
+         headcount is running, run `headcount state unlock` to remove it",
         path.display()
     )]
     LockUnreadable { path: PathBuf, detail: String },
+
+    #[error(
+        "the state file {} is at serial {serial}, the largest there is: it cannot be written \
+         again. Start a new state (move it aside; the next plan adopts the accounts) or fix its \
+         serial by hand",
+        path.display()
+    )]
+    SerialExhausted { path: PathBuf, serial: u64 },
 
     #[error(
         "the lock {} is no longer held by this process (it was removed, probably with \

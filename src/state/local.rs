@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::backend::{LockedState, StateBackend};
 use super::error::StateError;
 use super::journal::Journal;
-use super::lock::{LockGuard, LockInfo};
+use super::lock::{LockGuard, LockInfo, Unlocked};
 use super::model::{State, StateOp};
 use super::store::{Loaded, StateStore};
 
@@ -56,7 +56,7 @@ impl StateBackend for LocalBackend {
         self.store.lock_info()
     }
 
-    async fn unlock(&self) -> Result<Option<LockInfo>, StateError> {
+    async fn unlock(&self) -> Result<Unlocked, StateError> {
         self.store.force_unlock()
     }
 }
@@ -269,7 +269,10 @@ mod tests {
         assert_eq!(backend.load().await.unwrap().state, Some(after));
 
         let held = backend.lock("apply").await.unwrap();
-        assert_eq!(backend.unlock().await.unwrap().as_ref(), Some(held.info()));
-        assert_eq!(backend.unlock().await.unwrap(), None);
+        assert_eq!(
+            backend.unlock().await.unwrap(),
+            Unlocked::Running(held.info().clone())
+        );
+        assert_eq!(backend.unlock().await.unwrap(), Unlocked::Nothing);
     }
 }

@@ -195,10 +195,26 @@ pub(crate) fn acquire(path: &Path, operation: &str) -> Result<LockGuard, StateEr
         if !is_same_file(&file, path) {
             continue;
         }
-        let mut previous = String::new();
-        if file.read_to_string(&mut previous).is_ok()
-            && let Ok(left) = serde_json::from_str::<LockInfo>(&previous)
-        {
+        // The OS lock is ours, which proves the previous holder is gone only if it ran on this
+        // host: a lock taken through a shared file system from another machine holds no OS lock
+        // here. So a lock naming another host is never taken over, and one that cannot be read
+        // is reported rather than replaced (it may be such a lock, half written).
+        let mut previous = Vec::new();
+        file.read_to_end(&mut previous)
+            .map_err(StateError::io("read the lock", path))?;
+        if !previous.iter().all(u8::is_ascii_whitespace) {
+            let left: LockInfo =
+                serde_json::from_slice(&previous).map_err(|e| StateError::LockUnreadable {
+                    path: path.to_path_buf(),
+                    detail: e.to_string(),
+                })?;
+            if left.host != info.host {
+                return Err(StateError::LockedElsewhere {
+                    path: path.to_path_buf(),
+                    info: Box::new(left),
+                    here: info.host,
+                });
+            }
             tracing::warn!(
                 "took over the state lock left by {left}: that run ended without releasing it (killed or crashed); the journal keeps what it did"
             );
@@ -256,17 +272,40 @@ pub(crate) fn read(path: &Path) -> Result<Option<LockInfo>, StateError> {
         })
 }
 
-/// Removes the lock whoever holds it (`headcount state unlock`). Returns what it held, or `None`
-/// when there was no lock or its contents could not be read (it is removed all the same).
-pub(crate) fn force_remove(path: &Path) -> Result<Option<LockInfo>, StateError> {
-    let info = match read(path) {
-        Ok(info) => info,
-        Err(StateError::LockUnreadable { .. }) => None,
+/// What `headcount state unlock` removed, so that it can say so truthfully.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unlocked {
+    /// There was no lock.
+    Nothing,
+    /// A lock of a run on this host that no longer runs.
+    Stale(LockInfo),
+    /// A lock of a process on this host that still runs (or whose pid was reused): it will
+    /// find its lock gone at its next write and stop.
+    Running(LockInfo),
+    /// A lock of a run on another host: only a person can know that it has ended.
+    OtherHost(LockInfo),
+    /// A lock of this host where it cannot be told whether the process runs (no `/proc`).
+    Undetermined(LockInfo),
+    /// A lock file whose contents could not be read: whoever held it is unknown.
+    Unreadable { detail: String },
+}
+
+/// Removes the lock whoever holds it (`headcount state unlock`) and says what it was.
+pub(crate) fn force_remove(path: &Path) -> Result<Unlocked, StateError> {
+    let removed = match read(path) {
+        Ok(None) => return Ok(Unlocked::Nothing),
+        Ok(Some(info)) => match info.liveness() {
+            Liveness::NotRunning => Unlocked::Stale(info),
+            Liveness::Running => Unlocked::Running(info),
+            Liveness::Unknown if info.host == this_host() => Unlocked::Undetermined(info),
+            Liveness::Unknown => Unlocked::OtherHost(info),
+        },
+        Err(StateError::LockUnreadable { detail, .. }) => Unlocked::Unreadable { detail },
         Err(e) => return Err(e),
     };
     match fs::remove_file(path) {
-        Ok(()) => Ok(info),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Ok(()) => Ok(removed),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Unlocked::Nothing),
         Err(e) => Err(StateError::io("remove the lock", path)(e)),
     }
 }

@@ -15,6 +15,6 @@ pub use error::StateError;
 pub use inspect::{AccountRef, StateRow};
 pub use journal::{Journal, JournalHeader};
 pub use local::LocalBackend;
-pub use lock::{Liveness, LockGuard, LockInfo};
+pub use lock::{Liveness, LockGuard, LockInfo, Unlocked};
 pub use model::*;
 pub use store::{JournalStatus, Loaded, StateStore};

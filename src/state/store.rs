@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::StateError;
 use super::journal::{self, Journal};
-use super::lock::{self, LockGuard, LockInfo};
+use super::lock::{self, LockGuard, LockInfo, Unlocked};
 use super::model::{FORMAT_VERSION, State};
 use crate::util;
 
@@ -170,9 +170,8 @@ impl StateStore {
         lock::read(&self.lock_path())
     }
 
-    /// Removes the lock whoever holds it (`headcount state unlock`) and returns what it held;
-    /// `None` when there was no lock or it was unreadable (removed all the same).
-    pub fn force_unlock(&self) -> Result<Option<LockInfo>, StateError> {
+    /// Removes the lock whoever holds it (`headcount state unlock`) and says what it was.
+    pub fn force_unlock(&self) -> Result<Unlocked, StateError> {
         lock::force_remove(&self.lock_path())
     }
 
@@ -208,7 +207,14 @@ impl StateStore {
     pub fn commit(&self, guard: &LockGuard, state: &mut State) -> Result<(), StateError> {
         lock::ensure_held(guard, &self.lock_path())?;
         self.ensure_on_disk(state)?;
-        let serial = state.serial + 1;
+        // Never wraps: a serial that went back to 0 would make old plans look current.
+        let serial = state
+            .serial
+            .checked_add(1)
+            .ok_or_else(|| StateError::SerialExhausted {
+                path: self.path.clone(),
+                serial: state.serial,
+            })?;
         state.serial = serial;
         let encoded = serde_json::to_string_pretty(&*state);
         state.serial = serial - 1;
@@ -552,10 +558,10 @@ mod tests {
     fn force_unlock_removes_any_lock() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
-        assert_eq!(store.force_unlock().unwrap(), None);
+        assert_eq!(store.force_unlock().unwrap(), Unlocked::Nothing);
         let old = store.lock("apply").unwrap();
-        let removed = store.force_unlock().unwrap().unwrap();
-        assert_eq!(&removed, old.info());
+        let removed = store.force_unlock().unwrap();
+        assert_eq!(removed, Unlocked::Running(old.info().clone()));
         assert_eq!(store.lock_info().unwrap(), None);
         // The old holder cannot write any more, and its drop leaves the new lock alone.
         let mut state = State::new("l".into());
@@ -564,11 +570,93 @@ mod tests {
         assert!(matches!(err, StateError::LockLost { .. }), "{err}");
         drop(old);
         assert_eq!(store.lock_info().unwrap().as_ref(), Some(new.info()));
-        // An unreadable lock is removed too.
+        // An unreadable lock is removed too, and said to be.
         drop(new);
-        fs::write(store.lock_path(), "").unwrap();
-        assert_eq!(store.force_unlock().unwrap(), None);
+        fs::write(store.lock_path(), "{not json").unwrap();
+        assert!(matches!(
+            store.force_unlock().unwrap(),
+            Unlocked::Unreadable { .. }
+        ));
         assert!(!store.lock_path().exists());
+        assert_eq!(store.force_unlock().unwrap(), Unlocked::Nothing);
+    }
+
+    /// Issue 7, point 7: `state unlock` says what it removed.
+    #[test]
+    fn force_unlock_tells_what_it_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        fs::create_dir_all(parent_dir(store.path())).unwrap();
+        let mut dead = LockInfo::for_this_process("apply");
+        dead.pid = 4_194_305; // above Linux's PID_MAX_LIMIT
+        fs::write(store.lock_path(), serde_json::to_vec(&dead).unwrap()).unwrap();
+        let removed = store.force_unlock().unwrap();
+        if Path::new("/proc/self").exists() {
+            assert_eq!(removed, Unlocked::Stale(dead));
+        }
+        let mut elsewhere = LockInfo::for_this_process("apply");
+        elsewhere.host = "runner-7.invalid".into();
+        fs::write(store.lock_path(), serde_json::to_vec(&elsewhere).unwrap()).unwrap();
+        assert_eq!(
+            store.force_unlock().unwrap(),
+            Unlocked::OtherHost(elsewhere)
+        );
+    }
+
+    /// Issue 7, point 7: a lock naming another host is never taken over, even though its OS
+    /// lock is free here (a shared folder carries no OS lock across machines).
+    #[test]
+    fn a_lock_of_another_host_is_never_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        fs::create_dir_all(parent_dir(store.path())).unwrap();
+        let mut info = LockInfo::for_this_process("apply");
+        info.host = "runner-7.invalid".into();
+        info.holder = "ci@runner-7.invalid".into();
+        let body = serde_json::to_vec(&info).unwrap();
+        fs::write(store.lock_path(), &body).unwrap();
+        let err = store.lock("apply").unwrap_err();
+        assert!(matches!(err, StateError::LockedElsewhere { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("ci@runner-7.invalid"), "{text}");
+        assert!(text.contains("headcount state unlock"), "{text}");
+        assert_eq!(fs::read(store.lock_path()).unwrap(), body, "left as it was");
+    }
+
+    /// Issue 7, point 7: an unreadable lock file is reported, not silently replaced; an empty
+    /// one (a run killed between creating and writing it) holds nothing and is taken.
+    #[test]
+    fn an_unreadable_lock_is_reported_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        fs::create_dir_all(parent_dir(store.path())).unwrap();
+        fs::write(store.lock_path(), "{\"holder\": \"ci@r").unwrap();
+        let err = store.lock("apply").unwrap_err();
+        assert!(matches!(err, StateError::LockUnreadable { .. }), "{err}");
+        assert!(err.to_string().contains("headcount state unlock"), "{err}");
+        assert_eq!(
+            fs::read_to_string(store.lock_path()).unwrap(),
+            "{\"holder\": \"ci@r"
+        );
+        fs::write(store.lock_path(), "").unwrap();
+        let guard = store.lock("apply").unwrap();
+        assert_eq!(store.lock_info().unwrap().as_ref(), Some(guard.info()));
+    }
+
+    /// Issue 7, point 7: the serial never wraps.
+    #[test]
+    fn the_serial_never_wraps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let mut state = committed(&store);
+        let guard = store.lock("apply").unwrap();
+        state.serial = u64::MAX;
+        let text = serde_json::to_string(&state).unwrap();
+        fs::write(store.path(), text).unwrap();
+        let err = store.commit(&guard, &mut state).unwrap_err();
+        assert!(matches!(err, StateError::SerialExhausted { .. }), "{err}");
+        assert_eq!(state.serial, u64::MAX, "unchanged on failure");
+        assert_eq!(store.load().unwrap().unwrap().serial, u64::MAX);
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub enum Inject {
     UnexpectedJson,
     /// Every request is refused as unauthorised (a revoked credential).
     Unauthorized,
+    /// Every list/read answer announces far more items than it pages through (SCIM
+    /// `totalResults: 1000000000000`): a list that contradicts itself.
+    ShortList,
 }
 
 /// What the suite needs from a target's test: a fresh target on an empty backing (emulator or
@@ -441,6 +444,47 @@ pub async fn target_bad_answers_are_clear_errors<H: TargetHarness>() {
     }
 }
 
+/// A list that ends before its own announced total is an error, never a short list: read as
+/// complete, it would plan creates for every account it did not show.
+pub async fn target_list_that_contradicts_itself_is_an_error<H: TargetHarness>() {
+    let h = H::start().await;
+    if let Err(na) = h.inject(Inject::ShortList) {
+        return not_applicable(H::KIND, "a list that contradicts itself", na);
+    }
+    h.seed(2).await;
+    match no_panic("list", h.target().list()).await {
+        Ok(accounts) => panic!(
+            "{}: a list short of its own total was taken as {} account(s)",
+            H::KIND,
+            accounts.len()
+        ),
+        Err(e) => {
+            let text = e.to_string();
+            assert!(text.contains("contradicts itself"), "{}: {text}", H::KIND);
+        }
+    }
+}
+
+/// The source side of [`target_list_that_contradicts_itself_is_an_error`].
+pub async fn source_list_that_contradicts_itself_is_an_error<H: SourceHarness>() {
+    let h = H::start().await;
+    if let Err(na) = h.inject(Inject::ShortList) {
+        return not_applicable(H::KIND, "a list that contradicts itself", na);
+    }
+    h.seed(2).await;
+    match no_panic("read", h.source().read()).await {
+        Ok(records) => panic!(
+            "{}: a list short of its own total was taken as {} record(s)",
+            H::KIND,
+            records.len()
+        ),
+        Err(e) => {
+            let text = e.to_string();
+            assert!(text.contains("contradicts itself"), "{}: {text}", H::KIND);
+        }
+    }
+}
+
 /// Every message a run can produce: errors, captured logs (trace level) and audit lines.
 struct Exposure {
     texts: Vec<String>,
@@ -679,6 +723,10 @@ macro_rules! target_compliance_suite {
             async fn secret_never_leaks() {
                 c::target_secret_never_leaks::<$harness>().await
             }
+            #[tokio::test]
+            async fn list_that_contradicts_itself_is_an_error() {
+                c::target_list_that_contradicts_itself_is_an_error::<$harness>().await
+            }
         }
     };
 }
@@ -710,6 +758,10 @@ macro_rules! source_compliance_suite {
             #[tokio::test]
             async fn secret_never_leaks() {
                 c::source_secret_never_leaks::<$harness>().await
+            }
+            #[tokio::test]
+            async fn list_that_contradicts_itself_is_an_error() {
+                c::source_list_that_contradicts_itself_is_an_error::<$harness>().await
             }
         }
     };

@@ -40,6 +40,15 @@ struct ScimState {
     concurrent_write: Mutex<Option<Option<(String, Value)>>>,
     unauthorized: AtomicBool,
     next_id: AtomicU64,
+    /// `totalResults` reported instead of the real count (a server that contradicts itself).
+    claimed_total: Mutex<Option<u64>>,
+    /// Every list answers the first page, whatever `startIndex` asks.
+    ignore_start_index: AtomicBool,
+    /// Creates with a `userName` that exists are accepted (servers that do not enforce it).
+    allow_duplicates: AtomicBool,
+    /// Creates are answered after this long and applied just before the answer, even when
+    /// the client has gone meanwhile (a slow server finishing a request its client abandoned).
+    create_delay: Mutex<Option<std::time::Duration>>,
 }
 
 /// A running SCIM emulator.
@@ -131,6 +140,32 @@ impl ScimEmulator {
         }
     }
 
+    /// Reports `totalResults: total` in every list answer, whatever it holds.
+    pub fn set_claimed_total(&self, total: Option<u64>) {
+        if let Ok(mut t) = self.state.claimed_total.lock() {
+            *t = total;
+        }
+    }
+
+    /// Answers every list with its first page, ignoring `startIndex`.
+    pub fn set_ignore_start_index(&self, on: bool) {
+        self.state.ignore_start_index.store(on, Ordering::SeqCst);
+    }
+
+    /// Accepts a create whose `userName` already exists (no `409 uniqueness`).
+    pub fn set_allow_duplicates(&self, on: bool) {
+        self.state.allow_duplicates.store(on, Ordering::SeqCst);
+    }
+
+    /// Holds each create for `delay`, then stores the user and answers. The work runs in a
+    /// task of its own, so a client that disconnects (or is killed) meanwhile does not stop
+    /// it: the user appears `delay` after the request arrived.
+    pub fn set_create_delay(&self, delay: Option<std::time::Duration>) {
+        if let Ok(mut d) = self.state.create_delay.lock() {
+            *d = delay;
+        }
+    }
+
     /// Answers every request with `401` (a revoked token).
     pub fn set_unauthorized(&self, on: bool) {
         self.state.unauthorized.store(on, Ordering::SeqCst);
@@ -218,7 +253,7 @@ async fn list(State(f): S, h: HeaderMap, Query(q): Query<HashMap<String, String>
         }
         None => users,
     };
-    let (Ok(start), Ok(count)) = (
+    let (Ok(mut start), Ok(count)) = (
         q.get("startIndex").map_or(Ok(1), |s| s.parse::<usize>()),
         q.get("count")
             .map_or(Ok(DEFAULT_COUNT), |s| s.parse::<usize>()),
@@ -229,24 +264,49 @@ async fn list(State(f): S, h: HeaderMap, Query(q): Query<HashMap<String, String>
         Some(max) => count.min(max),
         None => count,
     };
+    if f.ignore_start_index.load(Ordering::SeqCst) {
+        start = 1;
+    }
     let page: Vec<Value> = matching
         .iter()
         .skip(start.saturating_sub(1))
         .take(count)
         .cloned()
         .collect();
+    let total = f
+        .claimed_total
+        .lock()
+        .ok()
+        .and_then(|t| *t)
+        .unwrap_or(matching.len() as u64);
     axum::Json(json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-        "totalResults": matching.len(), "startIndex": start,
+        "totalResults": total, "startIndex": start,
         "itemsPerPage": page.len(), "Resources": page}))
     .into_response()
 }
 
 async fn create(State(f): S, h: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = f.auth_fails(&h) {
+    let delay = f.create_delay.lock().ok().and_then(|d| *d);
+    match delay {
+        None => create_now(&f, &h, &body),
+        Some(delay) => {
+            let task = tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                create_now(&f, &h, &body)
+            });
+            task.await.unwrap_or_else(|_| {
+                scim_error(StatusCode::INTERNAL_SERVER_ERROR, "", "create task failed")
+            })
+        }
+    }
+}
+
+fn create_now(f: &ScimState, h: &HeaderMap, body: &Bytes) -> Response {
+    if let Some(r) = f.auth_fails(h) {
         return r;
     }
-    let Ok(user) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(user) = serde_json::from_slice::<Value>(body) else {
         return bad_request("the body is not JSON");
     };
     let name = user_name(&user).to_string();
@@ -262,7 +322,7 @@ async fn create(State(f): S, h: HeaderMap, body: Bytes) -> Response {
                 .any(|u| user_name(u).eq_ignore_ascii_case(&name))
         })
         .unwrap_or(false);
-    if exists {
+    if exists && !f.allow_duplicates.load(Ordering::SeqCst) {
         return scim_error(
             StatusCode::CONFLICT,
             "uniqueness",

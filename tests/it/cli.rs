@@ -361,10 +361,46 @@ fn state_commands_list_show_forget_unlock() {
     assert_eq!(doc["syncs"][0]["summary"]["adopt"], 1);
     assert_eq!(doc["syncs"][0]["summary"]["create"], 0);
 
-    // A lock left by a run that was killed: its OS lock died with it, so the next apply takes
-    // it over and names the run that left it.
+    // A lock of another host (a folder shared between machines) is never taken over, though
+    // its OS lock is free here: the error names the holder and `state unlock`.
     let left = r#"{"holder":"ci@runner-7","pid":4194304,"host":"runner-7","created_at":"2026-11-20T10:00:00Z","operation":"apply","headcount_version":"0.1.0"}"#;
     fs::write(w.path(".headcount/state.json.lock"), left).expect("lock");
+    let a = w.run(&["apply", "--auto-approve"]).code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("ci@runner-7") && err.contains("another host") && err.contains("state unlock"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(w.path(".headcount/state.json.lock")).expect("lock"),
+        left
+    );
+    w.run(&["state", "unlock"])
+        .success()
+        .stdout(predicate::str::contains("another host: ci@runner-7"));
+    w.run(&["state", "unlock"])
+        .success()
+        .stdout(predicate::str::contains("nothing was removed"));
+    // An unreadable lock file is reported, not replaced.
+    fs::write(w.path(".headcount/state.json.lock"), "{\"holder").expect("lock");
+    let a = w.run(&["apply", "--auto-approve"]).code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("cannot be read") && err.contains("state unlock"),
+        "{err}"
+    );
+    w.run(&["state", "unlock"])
+        .success()
+        .stdout(predicate::str::contains("could not be read"));
+
+    // A lock left by a run of this host that was killed: its OS lock died with it, so the next
+    // apply takes it over and names the run that left it.
+    let host = hostname::get()
+        .expect("hostname")
+        .to_string_lossy()
+        .into_owned();
+    let left = left.replace("\"host\":\"runner-7\"", &format!("\"host\":{host:?}"));
+    fs::write(w.path(".headcount/state.json.lock"), &left).expect("lock");
     let a = w.run(&["apply", "--auto-approve"]).success();
     let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
     assert!(
@@ -395,10 +431,11 @@ fn state_commands_list_show_forget_unlock() {
         err.contains("ci@runner-7") && err.contains("state unlock"),
         "{err}"
     );
-    // `state unlock` removes it whoever holds it, naming the holder.
-    w.run(&["state", "unlock"])
-        .success()
-        .stdout(predicate::str::contains("ci@runner-7"));
+    // `state unlock` removes it whoever holds it, naming the holder and saying it still runs.
+    w.run(&["state", "unlock"]).success().stdout(
+        predicate::str::contains("ci@runner-7")
+            .and(predicate::str::contains("still running on this host")),
+    );
     drop(held);
     w.apply();
 }

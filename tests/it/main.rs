@@ -11,6 +11,7 @@ mod config_load;
 mod config_schema;
 mod config_units;
 mod config_validate;
+mod create_kill;
 mod mojo_helpdesk;
 mod scim_apply;
 mod scim_faults;

@@ -164,6 +164,41 @@ async fn updates_send_only_the_changed_fields_and_never_the_email_or_password() 
 }
 
 #[tokio::test]
+async fn find_looks_a_user_up_by_email() {
+    let emu = MojoEmulator::start(KEY).await;
+    emu.insert(json!({"email": "a@x.io", "first_name": "Ann"}));
+    let t = target(&emu, KEY).await;
+    let found = t
+        .find(&BTreeMap::from([(
+            "email".to_string(),
+            "a@x.io".to_string(),
+        )]))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].fields["first_name"], json!("Ann"));
+    let none = t
+        .find(&BTreeMap::from([(
+            "email".to_string(),
+            "b@x.io".to_string(),
+        )]))
+        .await
+        .unwrap();
+    assert!(
+        none.is_empty(),
+        "Mojo's 400 for an unknown email is \"not found\""
+    );
+    assert!(
+        emu.log()
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("GET /api/v2/users/get_by_email?email=b@x.io")),
+        "{:?}",
+        emu.log().lines()
+    );
+}
+
+#[tokio::test]
 async fn a_read_only_key_reads_and_its_first_write_is_explained() {
     let emu = MojoEmulator::start(KEY).await;
     emu.insert(json!({"email": "a@x.io"}));

@@ -456,6 +456,31 @@ impl Target for MojoHelpdeskTarget {
         users.iter().map(|u| self.to_live(u, groups)).collect()
     }
 
+    /// By email through `get_by_email` when the identity has it (Mojo's unique key);
+    /// otherwise every user.
+    async fn find(
+        &self,
+        identity: &BTreeMap<String, String>,
+    ) -> Result<Vec<LiveAccount>, ConnectorError> {
+        let Some(email) = identity.get("email") else {
+            return self.list().await;
+        };
+        let req = Request::get("api/v2/users/get_by_email").query("email", email);
+        let user = match self.client.send_json::<Value>(req).await {
+            Ok(user) => user,
+            // Mojo answers an unknown email with 400 `Invalid user email`, not 404.
+            Err(e) if matches!(e.status(), Some(400 | 404)) => return Ok(vec![]),
+            Err(e) => return Err(e.into()),
+        };
+        let guard = self.groups().await?;
+        let empty = Groups::default();
+        Ok(vec![self.to_live(&user, guard.as_ref().unwrap_or(&empty))?])
+    }
+
+    fn write_window(&self) -> crate::connectors::WriteWindow {
+        self.client.write_window()
+    }
+
     async fn apply(
         &self,
         ops: &[TargetOp],

@@ -325,8 +325,9 @@ struct ScimApi {
 }
 
 impl ScimApi {
-    /// Every User (matching `filter`), following `startIndex`/`count` until `totalResults` or
-    /// an empty page. Fails when a page repeats users (a server ignoring `startIndex`).
+    /// Every User (matching `filter`), following `startIndex`/`count` until `totalResults` (or
+    /// an empty page when there is none). Fails when a page repeats users (a server ignoring
+    /// `startIndex`) or the list ends before its own `totalResults`.
     async fn list(&self, filter: Option<&str>) -> Result<Vec<Value>, HttpError> {
         let mut first = Request::get("Users")
             .query("startIndex", 1)
@@ -336,7 +337,8 @@ impl ScimApi {
         }
         let mut seen: u64 = 0;
         let mut ids: HashSet<String> = HashSet::new();
-        self.client
+        let client = &self.client;
+        client
             .collect_pages(first, |req, resp| {
                 let v: Value = resp.json()?;
                 let resources = match v.get("Resources") {
@@ -351,9 +353,9 @@ impl ScimApi {
                     if let Some(id) = r.get("id").and_then(Value::as_str)
                         && !ids.insert(id.to_string())
                     {
-                        return Err(decode(
-                            &resp,
-                            &format!(
+                        return Err(client.inconsistent(
+                            resp.what.clone(),
+                            format!(
                                 "user {id} came twice: the server does not page by `startIndex`"
                             ),
                         ));
@@ -367,7 +369,8 @@ impl ScimApi {
                     .unwrap_or(1);
                 seen += resources.len() as u64;
                 let next =
-                    paging::next_by_index(req, "startIndex", start, resources.len(), seen, total);
+                    paging::next_by_index(req, "startIndex", start, resources.len(), seen, total)
+                        .map_err(|cause| client.inconsistent(resp.what.clone(), cause))?;
                 Ok(Page {
                     items: resources,
                     next,
@@ -780,6 +783,24 @@ impl Target for ScimTarget {
         Ok(out)
     }
 
+    /// By `userName` through the filter when the identity has it (the SCIM unique key);
+    /// otherwise every account.
+    async fn find(
+        &self,
+        identity: &BTreeMap<String, String>,
+    ) -> Result<Vec<LiveAccount>, ConnectorError> {
+        let Some(user_name) = identity.get("userName") else {
+            return self.list().await;
+        };
+        let filter = format!("userName eq {}", filter_literal(user_name));
+        let resources = self.api.list(Some(&filter)).await?;
+        resources.iter().map(to_live).collect()
+    }
+
+    fn write_window(&self) -> crate::connectors::WriteWindow {
+        self.client().write_window()
+    }
+
     async fn apply(
         &self,
         ops: &[TargetOp],
@@ -968,6 +989,76 @@ mod tests {
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].label, "user3");
         assert_eq!(records[0].data["name"]["givenName"], "G3");
+    }
+
+    /// Issue 7, point 6: `totalResults: 1000000000000` with an empty first page is a broken
+    /// server, not an empty target (creates would be planned for everyone).
+    #[tokio::test]
+    async fn a_list_that_ends_before_its_total_is_an_error_naming_the_target() {
+        let (f, t) = fake().await;
+        f.set_claimed_total(Some(1_000_000_000_000));
+        let err = t.list().await.unwrap_err().to_string();
+        assert!(err.contains("contradicts itself"), "{err}");
+        assert!(err.contains("after 0 item(s)"), "{err}");
+        assert!(err.contains("1000000000000"), "{err}");
+        for n in 0..3 {
+            f.insert(user(n));
+        }
+        f.set_max_count(Some(2));
+        f.set_claimed_total(Some(4));
+        let err = t.list().await.unwrap_err().to_string();
+        assert!(err.contains("after 3 item(s)"), "{err}");
+        // The client as the connector builds it names the target.
+        let named = ScimTarget::new(
+            HttpClient::builder("scim target `people`", f.base_url())
+                .auth(Auth::Bearer(SecretString::from("t".to_string())))
+                .unlimited()
+                .build()
+                .unwrap(),
+        );
+        let err = named.list().await.unwrap_err().to_string();
+        assert!(err.starts_with("scim target `people`: GET"), "{err}");
+        // Telling the truth again: the list is whole.
+        f.set_claimed_total(None);
+        assert_eq!(t.list().await.unwrap().len(), 3);
+    }
+
+    /// After a kill, an interrupted create is looked up by `userName` through the filter (one
+    /// request, not the whole list); without `userName` in the identity, everything is listed.
+    #[tokio::test]
+    async fn find_looks_up_by_user_name_with_the_filter() {
+        let (f, t) = fake().await;
+        for n in 0..3 {
+            f.insert(user(n));
+        }
+        let identity = BTreeMap::from([("userName".to_string(), "user1".to_string())]);
+        let found = t.find(&identity).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].fields["userName"], "user1");
+        assert_eq!(
+            f.log().lines(),
+            ["GET /t/v2/Users?startIndex=1&count=500&filter=userName eq \"user1\""]
+        );
+        let by_email = BTreeMap::from([("externalId".to_string(), "x".to_string())]);
+        assert_eq!(t.find(&by_email).await.unwrap().len(), 3);
+        assert!(t.write_window().attempt > Duration::ZERO);
+        assert!(t.write_window().total > t.write_window().attempt);
+    }
+
+    /// A server that ignores `startIndex` repeats its first page: an error, never a loop or a
+    /// short list.
+    #[tokio::test]
+    async fn a_page_that_repeats_is_an_error() {
+        let (f, t) = fake().await;
+        for n in 0..3 {
+            f.insert(user(n));
+        }
+        f.set_max_count(Some(2));
+        f.set_ignore_start_index(true);
+        let err = t.list().await.unwrap_err().to_string();
+        assert!(err.contains("contradicts itself"), "{err}");
+        assert!(err.contains("came twice"), "{err}");
+        assert_eq!(f.log().lines().len(), 2, "stopped at the repeat");
     }
 
     #[tokio::test]

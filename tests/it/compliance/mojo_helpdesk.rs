@@ -106,6 +106,11 @@ impl TargetHarness for MojoHarness {
             Inject::HtmlErrorPage => faults.on(users()).always().inject(Fault::html_error_page()),
             Inject::UnexpectedJson => faults.on(users()).always().inject(Fault::unexpected_json()),
             Inject::Unauthorized => faults.on(Match::any()).always().inject(Fault::status(401)),
+            Inject::ShortList => {
+                return Err(NotApplicable(
+                    "Mojo lists are bare arrays with no total to contradict",
+                ));
+            }
         }
         Ok(())
     }

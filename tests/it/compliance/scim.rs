@@ -51,6 +51,7 @@ fn inject(emu: &ScimEmulator, fault: Inject) -> Result<(), NotApplicable> {
             .always()
             .inject(Fault::unexpected_json()),
         Inject::Unauthorized => emu.set_unauthorized(true),
+        Inject::ShortList => emu.set_claimed_total(Some(1_000_000_000_000)),
     }
     Ok(())
 }
