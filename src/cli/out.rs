@@ -9,15 +9,39 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use headcount::model::Scrubber;
 
 /// Set once a write to stdout met a closed pipe.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
+/// The run's scrubber: the engine registers every secret it resolves here, and every line the
+/// CLI prints or logs is scrubbed with it (the last line of defence against a vendor that
+/// echoes a credential).
+static SCRUBBER: LazyLock<Scrubber> = LazyLock::new(Scrubber::default);
+
+/// A handle on the run's scrubber (shared: what the engine registers, the output sees).
+pub(crate) fn scrubber() -> Scrubber {
+    SCRUBBER.clone()
+}
+
+/// The formatted text, scrubbed.
+fn scrubbed(args: fmt::Arguments<'_>) -> String {
+    let text = args.to_string();
+    if SCRUBBER.is_empty() {
+        text
+    } else {
+        SCRUBBER.scrub(&text)
+    }
+}
+
 /// Writes to stdout; a closed pipe is not an error, any other failure (a full disk behind a
 /// redirection) is.
 pub(crate) fn stdout(args: fmt::Arguments<'_>) -> io::Result<()> {
-    write_to(&mut io::stdout().lock(), &STDOUT_CLOSED, args)
+    let text = scrubbed(args);
+    write_to(&mut io::stdout().lock(), &STDOUT_CLOSED, format_args!("{text}"))
 }
 
 /// Writes raw bytes to stdout (completions are generated into a buffer first).
@@ -65,7 +89,28 @@ fn quiet_on_closed(result: io::Result<()>, closed: &AtomicBool) -> io::Result<()
 /// Writes to stderr, ignoring every failure: stderr is the channel of last resort, and a
 /// closed one (`2>&1 | head`) must not turn a note into a panic.
 pub(crate) fn stderr(args: fmt::Arguments<'_>) {
-    let _ = io::stderr().lock().write_fmt(args);
+    let _ = io::stderr().lock().write_all(scrubbed(args).as_bytes());
+}
+
+/// The writer of log lines: stderr, scrubbed. tracing formats each event into one buffer and
+/// writes it at once, so a secret is never split across two writes.
+pub(crate) struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let shown = if SCRUBBER.is_empty() {
+            text.into_owned()
+        } else {
+            SCRUBBER.scrub(&text)
+        };
+        io::stderr().lock().write_all(shown.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().lock().flush()
+    }
 }
 
 /// `out!` that ends quietly on a closed pipe; `?` turns other write failures into errors.

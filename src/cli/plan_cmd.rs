@@ -12,7 +12,7 @@ use super::args::{Cli, Format, PlanArgs, ShowArgs};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Ui};
 
 pub(crate) async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<u8> {
-    let engine = Engine::open(&cli.config, ui.color_stderr)?;
+    let engine = Engine::open_with(&cli.config, ui.color_stderr, super::out::scrubber())?;
     for w in &engine.warnings {
         ui.note(format!("warning: {w}"));
     }

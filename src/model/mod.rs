@@ -8,6 +8,7 @@ pub mod error;
 pub mod fields;
 pub mod policy;
 pub mod records;
+pub mod scrub;
 pub mod secret;
 pub mod units;
 
@@ -15,5 +16,6 @@ pub use error::ConnectorError;
 pub use fields::{FieldSpec, FieldTable, FieldType, IdentityNorm, LookupError, Writable};
 pub use policy::{ManagePolicy, OnCreate, RemovedPolicy};
 pub use records::{ApplyOptions, LiveAccount, OpResult, Record, SourceRecord, TargetOp};
+pub use scrub::Scrubber;
 pub use secret::{SecretError, SecretRef};
 pub use units::{HttpSettings, RateLimit};

@@ -69,6 +69,7 @@ fn account_client(
                 .secret("token", token)
                 .map_err(|e| crate::http::HttpError::Config(e.to_string()))?;
             client(&format!("scim {role} `{name}`"), base_url, token, settings)
+                .map(|b| b.scrubber(cx.scrubber().clone()).build())?
         })
         .map_err(ConnectorError::from)
 }
