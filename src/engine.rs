@@ -144,10 +144,10 @@ impl Engine {
                     EngineError::Config(format!("target `{}` is not configured", spec.target))
                 })?;
                 let built = tc.build(&spec.target, &cx).map_err(|e| {
-                    EngineError::Connector(self.scrubber().scrub(&format!(
-                        "target `{}`: {e}",
-                        spec.target
-                    )))
+                    EngineError::Connector(
+                        self.scrubber()
+                            .scrub(&format!("target `{}`: {e}", spec.target)),
+                    )
                 })?;
                 targets.insert(spec.target.clone(), built);
             }
@@ -158,10 +158,10 @@ impl Engine {
                     EngineError::Config(format!("source `{}` is not configured", spec.source))
                 })?;
                 let built = sc.build(&spec.source, &cx).map_err(|e| {
-                    EngineError::Connector(self.scrubber().scrub(&format!(
-                        "source `{}`: {e}",
-                        spec.source
-                    )))
+                    EngineError::Connector(
+                        self.scrubber()
+                            .scrub(&format!("source `{}`: {e}", spec.source)),
+                    )
                 })?;
                 sources.insert(spec.source.clone(), built);
             }

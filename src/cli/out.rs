@@ -41,7 +41,11 @@ fn scrubbed(args: fmt::Arguments<'_>) -> String {
 /// redirection) is.
 pub(crate) fn stdout(args: fmt::Arguments<'_>) -> io::Result<()> {
     let text = scrubbed(args);
-    write_to(&mut io::stdout().lock(), &STDOUT_CLOSED, format_args!("{text}"))
+    write_to(
+        &mut io::stdout().lock(),
+        &STDOUT_CLOSED,
+        format_args!("{text}"),
+    )
 }
 
 /// Writes raw bytes to stdout (completions are generated into a buffer first).

@@ -207,8 +207,7 @@ mod tests {
         let text = format!("a {secret} b {b64} c {url} d s3cr3t%20tok%2fen%2b%3d e");
         let out = s.scrub(&text);
         assert_eq!(
-            out,
-            "a [redacted] b [redacted] c [redacted] d [redacted] e",
+            out, "a [redacted] b [redacted] c [redacted] d [redacted] e",
             "{out}"
         );
     }

@@ -14,5 +14,6 @@ mod config_validate;
 mod scim_apply;
 mod scim_faults;
 mod scim_real;
+mod scrub;
 mod state_kill;
 mod support;
