@@ -136,6 +136,12 @@ impl ConfigError {
         self
     }
 
+    /// Changes the kind (a validation error that is about a secret).
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.inner.kind = kind;
+        self
+    }
+
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind
     }

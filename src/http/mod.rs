@@ -502,17 +502,32 @@ impl HttpClientBuilder {
     }
 
     pub fn build(self) -> Result<HttpClient, HttpError> {
+        // A URL that fails to parse may still hold `user:password@`: never echoed then.
+        let raw = if self.base_url.contains('@') {
+            "(not shown: it may hold credentials)".to_string()
+        } else {
+            format!("{:?}", self.base_url)
+        };
         let base = Url::parse(self.base_url.trim()).map_err(|e| {
             HttpError::Config(format!(
-                "`base_url` {:?} is not a URL ({e}): write it like https://host/path",
-                self.base_url
+                "`base_url` {raw} is not a URL ({e}): write it like https://host/path"
             ))
         })?;
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(HttpError::Config(format!(
+                "`base_url` {} carries credentials (`user:password@`): a literal secret is not allowed in the config; give the credential as a secret reference",
+                redact::url(&base)
+            )));
+        }
         if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
             return Err(HttpError::Config(format!(
-                "`base_url` {:?} must be an http(s) URL with a host",
-                self.base_url
+                "`base_url` {raw} must be an http(s) URL with a host"
             )));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(HttpError::Config(
+                "`base_url` has a query string or fragment (`?...` or `#...`): API paths such as `/Users` are appended to it, so it must end with the path; remove everything from the `?` or `#` on".to_string(),
+            ));
         }
         let client = reqwest::Client::builder()
             .use_rustls_tls()

@@ -508,3 +508,37 @@ async fn a_vendor_echoing_the_credential_is_scrubbed_from_errors_and_logs() {
     }
     assert_eq!(served.log.count(), 2, "a 400 is not retried");
 }
+
+#[test]
+fn a_base_url_with_credentials_or_a_query_is_refused_without_echoing_them() {
+    let err = HttpClient::builder("t", "https://agent:hunter22@scim.example/v2")
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("carries credentials"), "{err}");
+    assert!(
+        !err.contains("hunter22") && !err.contains("agent:"),
+        "{err}"
+    );
+    let err = HttpClient::builder("t", "https://agent:hun ter22@scim.example/v2")
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("hun ter22"), "{err}");
+    for base in [
+        "https://scim.example/v2?access_key=k3y",
+        "https://scim.example/v2#x",
+    ] {
+        let err = HttpClient::builder("t", base)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("query string or fragment"), "{err}");
+        assert!(!err.contains("k3y"), "{err}");
+    }
+    assert!(
+        HttpClient::builder("t", "https://scim.example/v2/")
+            .build()
+            .is_ok()
+    );
+}

@@ -59,3 +59,84 @@ fn a_vendor_echoing_the_token_leaks_it_nowhere() {
     }
     drop(rt);
 }
+
+const SCIM_CONFIG: &str = "version: 1
+sources:
+  hr:
+    kind: csv
+    path: people.csv
+targets:
+  app:
+    kind: scim
+    base_url: BASE
+    token: { env: SCIM_TOKEN }
+syncs:
+  - name: staff
+    from: hr
+    to: app
+    identity: [userName]
+    fields:
+      userName: user.userName
+";
+
+fn validate(base_url: &str) -> headcount::config::ConfigErrors {
+    let text = SCIM_CONFIG.replace("BASE", base_url);
+    let path = std::path::Path::new("headcount.yaml");
+    let config = headcount::config::parse(&text, path).unwrap();
+    let loaded = headcount::config::LoadedConfig {
+        path: path.to_path_buf(),
+        base_dir: ".".into(),
+        text: text.clone(),
+        sha256: String::new(),
+        config,
+    };
+    match headcount::config::validate(&loaded) {
+        Ok(_) => panic!("{base_url} was accepted"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn a_base_url_with_credentials_is_a_literal_secret_and_is_not_echoed() {
+    for url in [
+        "https://agent:hunter22-pw@scim.example.com/v2",
+        "https://hunter22-pw@scim.example.com/v2",
+    ] {
+        let errs = validate(url);
+        let shown = errs.render(false);
+        assert!(shown.contains("carries credentials"), "{shown}");
+        assert!(shown.contains("literal secret"), "{shown}");
+        assert!(!shown.contains("hunter22"), "{shown}");
+        let e = errs.iter().next().unwrap();
+        assert_eq!(e.kind(), headcount::config::ErrorKind::Secret);
+        assert_eq!(e.line(), Some(9), "{shown}");
+    }
+}
+
+#[test]
+fn a_base_url_with_a_query_is_refused_with_a_clear_message() {
+    for url in [
+        "https://scim.example.com/v2?access_key=k3y-value",
+        "https://scim.example.com/v2#frag",
+    ] {
+        let shown = validate(url).render(false);
+        assert!(
+            shown.contains("appends API paths such as `/Users`"),
+            "{shown}"
+        );
+        assert!(!shown.contains("k3y-value"), "{shown}");
+    }
+}
+
+#[test]
+fn a_base_url_with_credentials_is_refused_at_build_time_too() {
+    let work = Workspace::new(
+        "https://agent:hunter22-pw@127.0.0.1:9/v2",
+        TOKEN,
+        ConfigOptions::default(),
+    );
+    let out = work.run(&["plan"]);
+    assert_eq!(out.code, Some(1), "{}", out.both());
+    assert!(out.both().contains("credentials"), "{}", out.both());
+    assert!(!out.both().contains("hunter22"), "{}", out.both());
+}
