@@ -155,7 +155,7 @@ impl Cx {
         let tree = Tree::parse(text, TreeLimits::default()).unwrap_or_default();
         Cx {
             name: loaded.path.display().to_string(),
-            text: Arc::new(text.to_string()),
+            text: Arc::new(super::diagnostic::mask_secret_values(text)),
             tree,
             errors: Vec::new(),
             warnings: Vec::new(),

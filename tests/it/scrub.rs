@@ -140,3 +140,27 @@ fn a_base_url_with_credentials_is_refused_at_build_time_too() {
     assert!(out.both().contains("credentials"), "{}", out.both());
     assert!(!out.both().contains("hunter22"), "{}", out.both());
 }
+
+#[test]
+fn a_literal_secret_in_a_yaml_syntax_error_snippet_is_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    for text in [
+        "version: 1\ntargets:\n  helpdesk:\n    kind: mojo_helpdesk\n    access_key: s3cr3t-mojo-key: x\nsyncs: []\n",
+        "version: 1\ntargets:\n  helpdesk:\n    kind: mojo_helpdesk\n    access_key: s3cr3t-mojo-key\n   bad: [\nsyncs: []\n",
+        "version: 1\ntargets:\n  app: {kind: scim, token: \"s3cr3t-mojo-key, base_url: x}\n",
+    ] {
+        let path = dir.path().join("headcount.yaml");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_headcount"))
+            .args(["--color", "never", "-c"])
+            .arg(&path)
+            .arg("validate")
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{shown}");
+        assert!(shown.contains("YAML syntax error"), "{shown}");
+        assert!(shown.contains(" | "), "a snippet is shown: {shown}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+    }
+}
