@@ -17,3 +17,4 @@ mod scim_real;
 mod scrub;
 mod state_kill;
 mod support;
+mod terminal;
