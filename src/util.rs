@@ -196,13 +196,10 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if unprintable(c) {
+        if c.is_control() {
             out.extend(c.escape_debug());
-            // `escape_debug` leaves bidi controls as they are: escape those by hand.
-            if !c.is_control() {
-                out.pop();
-                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-            }
+        } else if unprintable(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
         } else {
             out.push(c);
         }
