@@ -93,7 +93,53 @@ fn quiet_on_closed(result: io::Result<()>, closed: &AtomicBool) -> io::Result<()
 /// Writes to stderr, ignoring every failure: stderr is the channel of last resort, and a
 /// closed one (`2>&1 | head`) must not turn a note into a panic.
 pub(crate) fn stderr(args: fmt::Arguments<'_>) {
-    let _ = io::stderr().lock().write_all(scrubbed(args).as_bytes());
+    let text = scrubbed(args);
+    let _ = io::stderr()
+        .lock()
+        .write_all(terminal_safe(&text).as_bytes());
+}
+
+/// Messages on stderr quote values (an identity from a tampered plan file, a vendor's words):
+/// control characters other than newline and tab are escaped, and so are bidi overrides. Our
+/// own colour codes (`ESC [ digits ; m`) are kept; any other escape sequence (clear screen,
+/// window title, cursor moves) is shown as text.
+fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let safe = |c: char| {
+        !(c.is_control() && c != '\n' && c != '\t')
+            && !matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if text.chars().all(safe) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c == '\u{1b}'
+            && let Some(len) = sgr_len(rest)
+        {
+            out.push_str(&rest[..len]);
+            rest = &rest[len..];
+            continue;
+        }
+        if safe(c) {
+            out.push(c);
+        } else if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The length of a colour sequence (`ESC [ 1;31 m`) at the start of `s`.
+fn sgr_len(s: &str) -> Option<usize> {
+    let body = s.strip_prefix("\u{1b}[")?;
+    let params = body
+        .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+        .filter(|&i| i <= 16)?;
+    (body[params..].starts_with('m')).then_some(2 + params + 1)
 }
 
 /// The writer of log lines: stderr, scrubbed. tracing formats each event into one buffer and
@@ -108,7 +154,9 @@ impl Write for LogWriter {
         } else {
             SCRUBBER.scrub(&text)
         };
-        io::stderr().lock().write_all(shown.as_bytes())?;
+        io::stderr()
+            .lock()
+            .write_all(terminal_safe(&shown).as_bytes())?;
         Ok(buf.len())
     }
 
@@ -167,6 +215,15 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn stderr_keeps_colours_and_escapes_other_sequences() {
+        assert_eq!(terminal_safe("plain\n\tline"), "plain\n\tline");
+        assert_eq!(
+            terminal_safe("\u{1b}[1;31merror\u{1b}[0m: x\u{1b}[2J\u{1b}]0;t\u{7}\u{9b}\u{202e}"),
+            "\u{1b}[1;31merror\u{1b}[0m: x\\u{1b}[2J\\u{1b}]0;t\\u{7}\\u{9b}\\u{202e}"
+        );
     }
 
     #[test]

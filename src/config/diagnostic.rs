@@ -479,13 +479,15 @@ fn mask_line(line: &str) -> (String, bool) {
     let bytes = line.as_bytes();
     let mut ranges = Vec::new();
     let mut opens_block = false;
+    // The next character boundary after `i` (`i` is always on one).
+    let next = |i: usize| i + line[i..].chars().next().map_or(1, char::len_utf8);
     let mut i = 0;
     while i < bytes.len() {
         // A key starts at the line's start (after indentation and `- `) or after `{` or `,`.
         let at_start = line[..i].trim_start_matches([' ', '-', '\t']).is_empty();
         let after_flow = i > 0 && matches!(line[..i].trim_end().chars().last(), Some('{' | ','));
         if !(at_start || after_flow) || bytes[i] == b' ' || bytes[i] == b'-' {
-            i += 1;
+            i = next(i);
             continue;
         }
         let rest = &line[i..];
@@ -494,7 +496,7 @@ fn mask_line(line: &str) -> (String, bool) {
             .unwrap_or(rest.len());
         let key = rest[..key_len].trim_matches(['"', '\'']);
         if key.is_empty() || !rest[key_len..].starts_with(':') || !is_secret_key(key) {
-            i += key_len.max(1);
+            i = if key_len == 0 { next(i) } else { i + key_len };
             continue;
         }
         let value_start = i + key_len + 1;
@@ -523,7 +525,7 @@ fn mask_line(line: &str) -> (String, bool) {
             v_trim.len()
         };
         ranges.push(vs..vs + end);
-        i = vs + end.max(1);
+        i = if end == 0 { next(vs) } else { vs + end };
     }
     let mut out = line.to_string();
     for r in ranges {
@@ -567,6 +569,22 @@ mod tests {
         let text = "a:\n  token: s3cr3t-tok: x\n  api_token: \"q s3cr3t\"\n  t: {kind: scim, token: \"s3cr3t, x\", base_url: http://h}\n  access_key: { env: KEY }\n  client_secret: |\n    s3cr3t-block\n  token_url: https://h/token\n  bind_password:\n    env: LDAP_PW\n  # token: s3cr3t-comment\n";
         let masked = mask_secret_values(text);
         assert_eq!(masked.len(), text.len());
+        // Multi-byte characters anywhere never split (a panic would be a crash on bad input).
+        let odd = "é: → {é: ü, token: „ß“, ключ: 値}\n  token: ключ→\n- ü\n  token: |\n   日本\n";
+        let m = mask_secret_values(odd);
+        assert_eq!(m.len(), odd.len());
+        assert!(
+            !m.contains("„ß“") && !m.contains("ключ→") && !m.contains("日本"),
+            "{m}"
+        );
+        assert!(m.contains("ключ: 値"), "{m}");
+        // No prefix or suffix of a tricky text makes it panic.
+        let tricky = format!("{odd}{text}token:\n  x\ntoken: '\n{{token: \"é, ,}}: |");
+        let cuts: Vec<usize> = tricky.char_indices().map(|(i, _)| i).collect();
+        for &c in &cuts {
+            mask_secret_values(&tricky[..c]);
+            mask_secret_values(&tricky[c..]);
+        }
         assert_eq!(masked.lines().count(), text.lines().count());
         assert!(!masked.contains("s3cr3t-tok"), "{masked}");
         assert!(!masked.contains("q s3cr3t"), "{masked}");
