@@ -104,9 +104,10 @@ pub(crate) fn stderr(args: fmt::Arguments<'_>) {
 /// own colour codes (`ESC [ digits ; m`) are kept; any other escape sequence (clear screen,
 /// window title, cursor moves) is shown as text.
 fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
-    let safe = |c: char| {
-        !(c.is_control() && c != '\n' && c != '\t')
-            && !matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    let safe = |c: char| match c {
+        '\n' | '\t' => true,
+        '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => false,
+        c => !c.is_control(),
     };
     if text.chars().all(safe) {
         return std::borrow::Cow::Borrowed(text);
