@@ -95,10 +95,21 @@ impl Scrubber {
         if patterns.is_empty() || text.len() < MIN_SCRUBBED_LEN {
             return text.to_string();
         }
+        // Only positions whose first byte starts some pattern are compared.
+        let mut firsts = [false; 256];
+        for p in patterns.iter() {
+            if let Some(&b) = p.as_bytes().first() {
+                firsts[usize::from(b)] = true;
+            }
+        }
+        if !text.bytes().any(|b| firsts[usize::from(b)]) {
+            return text.to_string();
+        }
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         'outer: while let Some(c) = rest.chars().next() {
-            for p in patterns.iter() {
+            let first = rest.as_bytes()[0];
+            for p in patterns.iter().filter(|_| firsts[usize::from(first)]) {
                 if rest.starts_with(p.as_str()) {
                     out.push_str(REDACTED);
                     rest = &rest[p.len()..];
