@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::apply::OpEvent;
+use crate::model::Scrubber;
 use crate::util;
 
 /// Why the audit log could not be written.
@@ -24,6 +25,9 @@ pub struct AuditError {
 pub struct AuditLog {
     path: PathBuf,
     file: Mutex<File>,
+    /// Last line of defence: a vendor's words in an error are scrubbed of the run's secrets
+    /// before they are written (the log outlives the run and is shared).
+    scrubber: Scrubber,
 }
 
 /// One line of the log.
@@ -54,7 +58,14 @@ impl AuditLog {
         Ok(AuditLog {
             path: path.to_path_buf(),
             file: Mutex::new(file),
+            scrubber: Scrubber::default(),
         })
+    }
+
+    /// Scrubs every line with the run's scrubber.
+    pub fn scrubbing(mut self, scrubber: Scrubber) -> AuditLog {
+        self.scrubber = scrubber;
+        self
     }
 
     /// Appends one event as one line (a single write, so concurrent runs never interleave
@@ -68,7 +79,14 @@ impl AuditLog {
             result: event.outcome.as_str(),
             config_commit,
         };
-        let mut line = serde_json::to_vec(&record).map_err(|e| AuditError {
+        let mut value = serde_json::to_value(&record).map_err(|e| AuditError {
+            path: self.path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        if !self.scrubber.is_empty() {
+            scrub_strings(&mut value, &self.scrubber);
+        }
+        let mut line = serde_json::to_vec(&value).map_err(|e| AuditError {
             path: self.path.clone(),
             source: std::io::Error::other(e),
         })?;
@@ -81,6 +99,23 @@ impl AuditLog {
             path: self.path.clone(),
             source,
         })
+    }
+}
+
+/// Every string of `value` (keys included), scrubbed.
+fn scrub_strings(value: &mut serde_json::Value, s: &Scrubber) {
+    use serde_json::Value;
+    match value {
+        Value::String(t) => s.scrub_in_place(t),
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub_strings(v, s)),
+        Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (k, mut v) in entries {
+                scrub_strings(&mut v, s);
+                map.insert(s.scrub(&k), v);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -113,11 +148,14 @@ mod tests {
             error: None,
             not_started: false,
         };
+        let scrubber = Scrubber::new();
+        scrubber.register("tok-123456");
+        let log = log.scrubbing(scrubber);
         log.append(&event, Some("abc123")).unwrap();
         log.append(
             &OpEvent {
                 outcome: Outcome::Error,
-                error: Some("boom".into()),
+                error: Some("boom: Bearer tok-123456".into()),
                 ..event.clone()
             },
             None,
@@ -142,7 +180,8 @@ mod tests {
         assert_eq!(lines[0]["config_commit"], "abc123");
         assert_eq!(lines[0]["fields"]["password"]["after"], "(sensitive)");
         assert_eq!(lines[1]["result"], "error");
-        assert_eq!(lines[1]["error"], "boom");
+        assert_eq!(lines[1]["error"], "boom: Bearer [redacted]");
+        assert!(!text.contains("tok-123456"));
         // A write whose answer was lost is neither: the next plan finds out.
         assert_eq!(lines[2]["result"], "unknown");
         #[cfg(unix)]

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::apply::Secrets;
 use crate::config::{self, LoadedConfig};
 use crate::connectors::{BuildContext, ClientPool, LiveAccount, Source, SourceRecord, Target};
+use crate::model::Scrubber;
 use crate::plan::{self, Action, ConfigInfo, GitInfo, PlanDocument, StateRef};
 use crate::planner::{self, PlannedSync, SyncInput, SyncSpec};
 use crate::state::{LocalBackend, State, StateBackend, StateStore};
@@ -77,6 +78,12 @@ impl Engine {
     /// Loads and validates `path`. Diagnostics are rendered into the error (with colour when
     /// `color`).
     pub fn open(path: &Path, color: bool) -> Result<Engine, EngineError> {
+        Engine::open_with(path, color, Scrubber::default())
+    }
+
+    /// [`Engine::open`] with the run's scrubber: every secret the connectors resolve is
+    /// registered in it, so the caller can scrub its own output and logs with the same one.
+    pub fn open_with(path: &Path, color: bool, scrubber: Scrubber) -> Result<Engine, EngineError> {
         let loaded = config::load(path).map_err(|e| EngineError::Config(e.render(color)))?;
         let validated =
             config::validate(&loaded).map_err(|e| EngineError::Config(e.render(color)))?;
@@ -86,8 +93,13 @@ impl Engine {
             loaded,
             specs: validated.syncs,
             warnings: validated.warnings,
-            clients: ClientPool::default(),
+            clients: ClientPool::with_scrubber(scrubber),
         })
+    }
+
+    /// The run's scrubber (secrets resolved so far and the credentials clients sent).
+    pub fn scrubber(&self) -> &Scrubber {
+        self.clients.scrubber()
     }
 
     /// The syncs named on the command line (all when none), in config order.
@@ -132,7 +144,10 @@ impl Engine {
                     EngineError::Config(format!("target `{}` is not configured", spec.target))
                 })?;
                 let built = tc.build(&spec.target, &cx).map_err(|e| {
-                    EngineError::Connector(format!("target `{}`: {e}", spec.target))
+                    EngineError::Connector(
+                        self.scrubber()
+                            .scrub(&format!("target `{}`: {e}", spec.target)),
+                    )
                 })?;
                 targets.insert(spec.target.clone(), built);
             }
@@ -143,7 +158,10 @@ impl Engine {
                     EngineError::Config(format!("source `{}` is not configured", spec.source))
                 })?;
                 let built = sc.build(&spec.source, &cx).map_err(|e| {
-                    EngineError::Connector(format!("source `{}`: {e}", spec.source))
+                    EngineError::Connector(
+                        self.scrubber()
+                            .scrub(&format!("source `{}`: {e}", spec.source)),
+                    )
                 })?;
                 sources.insert(spec.source.clone(), built);
             }
@@ -155,10 +173,19 @@ impl Engine {
     pub async fn read(&self, conns: &Connections) -> Snapshot {
         let mut snap = Snapshot::default();
         for (name, source) in &conns.sources {
-            let r = source.read().await.map_err(|e| e.to_string());
+            let r = source
+                .read()
+                .await
+                .map_err(|e| self.scrubber().scrub(&e.to_string()));
             snap.records.insert(name.clone(), r);
         }
-        snap.live = list_targets(conns).await;
+        // Last line of defence: whatever a connector put into its error, scrubbed before it
+        // reaches a plan, the output or the audit log.
+        snap.live = list_targets(conns)
+            .await
+            .into_iter()
+            .map(|(k, v)| (k, v.map_err(|e| self.scrubber().scrub(&e))))
+            .collect();
         snap
     }
 

@@ -185,3 +185,68 @@ mod tests {
         );
     }
 }
+
+/// `s` made safe for a terminal: control characters (C0 including tab and newline, DEL, C1)
+/// and bidi overrides escaped (`\u{1b}`), so that a value from a source or a vendor can
+/// neither move the cursor, recolour the terminal, retitle the window nor split one line
+/// into several. For one-line human output (`state list`, messages quoting values).
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(unprintable) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else if unprintable(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// JSON text for a person to read (`state show`): serde_json escapes C0 characters but
+/// writes DEL, C1 and bidi overrides raw, so those are escaped as `\uXXXX` too (they can only
+/// occur inside strings, where the escape means the same character).
+pub fn json_printable(json: &str) -> std::borrow::Cow<'_, str> {
+    if !json.chars().any(unprintable) {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if unprintable(c) && c != '\n' {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::*;
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped() {
+        assert_eq!(printable("plain é"), "plain é");
+        assert_eq!(
+            printable("a\u{1b}[31m\tb\nc\u{0}\u{7f}\u{9b}d\u{202e}"),
+            "a\\u{1b}[31m\\tb\\nc\\0\\u{7f}\\u{9b}d\\u{202e}"
+        );
+        let json = "{\n  \"a\": \"x\u{9b}y\u{202e}\\u001b\"\n}";
+        assert_eq!(
+            json_printable(json),
+            "{\n  \"a\": \"x\\u009by\\u202e\\u001b\"\n}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&json_printable(json)).unwrap_or_default();
+        assert_eq!(v["a"], "x\u{9b}y\u{202e}\u{1b}");
+    }
+}

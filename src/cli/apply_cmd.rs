@@ -13,6 +13,7 @@ use headcount::engine::Engine;
 use headcount::plan::PlanDocument;
 use headcount::render;
 use headcount::session::{ApplyOutcome, Pending, Readiness, Session, SessionObserver, check_saved};
+use headcount::util;
 
 use super::args::{ApplyArgs, Cli};
 use super::plan_cmd::read_plan;
@@ -24,7 +25,7 @@ pub(crate) async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Resul
             "--sync cannot be combined with a plan file: the plan already says which syncs it covers"
         );
     }
-    let engine = Engine::open(&cli.config, ui.color_stderr)?;
+    let engine = Engine::open_with(&cli.config, ui.color_stderr, super::out::scrubber())?;
     for w in &engine.warnings {
         ui.note(format!("warning: {w}"));
     }
@@ -338,16 +339,17 @@ fn print_report(total: usize, report: &ApplyReport, ui: &Ui) -> std::io::Result<
     if !report.failures.is_empty() {
         outln!("\n{} operation(s) failed:", report.failures.len());
         for f in &report.failures {
+            // Identities, ids and vendor messages are data: escaped.
             outln!(
                 "  {} {} {}{}: {}",
                 f.sync,
                 f.action,
-                f.identity,
+                util::printable(&f.identity),
                 f.target_id
                     .as_ref()
-                    .map(|id| format!(" (id {id})"))
+                    .map(|id| format!(" (id {})", util::printable(id)))
                     .unwrap_or_default(),
-                f.message
+                util::printable(&f.message)
             );
         }
         ui.note("The operations that succeeded are recorded in the state; run `headcount plan` to see what is left.");

@@ -37,7 +37,7 @@ pub(crate) fn init(cli: &Cli, args: &InitArgs, ui: &Ui) -> anyhow::Result<u8> {
 }
 
 pub(crate) async fn validate(cli: &Cli, args: &ValidateArgs, ui: &Ui) -> anyhow::Result<u8> {
-    let engine = Engine::open(&cli.config, ui.color_stderr)?;
+    let engine = Engine::open_with(&cli.config, ui.color_stderr, super::out::scrubber())?;
     for w in &engine.warnings {
         ui.note(format!("warning: {w}"));
     }

@@ -137,9 +137,17 @@ fn init_tracing(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEADCOUNT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("headcount={level}")));
+    // Colour codes only where a person reads them: never in a CI log or a file.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let ansi = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => !no_color && std::io::stderr().is_terminal(),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_writer(|| out::LogWriter)
         .with_target(false)
         .without_time()
         .try_init();

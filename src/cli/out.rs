@@ -9,15 +9,43 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use headcount::model::Scrubber;
 
 /// Set once a write to stdout met a closed pipe.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
+/// The run's scrubber: the engine registers every secret it resolves here, and every line the
+/// CLI prints or logs is scrubbed with it (the last line of defence against a vendor that
+/// echoes a credential).
+static SCRUBBER: LazyLock<Scrubber> = LazyLock::new(Scrubber::default);
+
+/// A handle on the run's scrubber (shared: what the engine registers, the output sees).
+pub(crate) fn scrubber() -> Scrubber {
+    SCRUBBER.clone()
+}
+
+/// The formatted text, scrubbed.
+fn scrubbed(args: fmt::Arguments<'_>) -> String {
+    let text = args.to_string();
+    if SCRUBBER.is_empty() {
+        text
+    } else {
+        SCRUBBER.scrub(&text)
+    }
+}
+
 /// Writes to stdout; a closed pipe is not an error, any other failure (a full disk behind a
 /// redirection) is.
 pub(crate) fn stdout(args: fmt::Arguments<'_>) -> io::Result<()> {
-    write_to(&mut io::stdout().lock(), &STDOUT_CLOSED, args)
+    let text = scrubbed(args);
+    write_to(
+        &mut io::stdout().lock(),
+        &STDOUT_CLOSED,
+        format_args!("{text}"),
+    )
 }
 
 /// Writes raw bytes to stdout (completions are generated into a buffer first).
@@ -65,7 +93,77 @@ fn quiet_on_closed(result: io::Result<()>, closed: &AtomicBool) -> io::Result<()
 /// Writes to stderr, ignoring every failure: stderr is the channel of last resort, and a
 /// closed one (`2>&1 | head`) must not turn a note into a panic.
 pub(crate) fn stderr(args: fmt::Arguments<'_>) {
-    let _ = io::stderr().lock().write_fmt(args);
+    let text = scrubbed(args);
+    let _ = io::stderr()
+        .lock()
+        .write_all(terminal_safe(&text).as_bytes());
+}
+
+/// Messages on stderr quote values (an identity from a tampered plan file, a vendor's words):
+/// control characters other than newline and tab are escaped, and so are bidi overrides. Our
+/// own colour codes (`ESC [ digits ; m`) are kept; any other escape sequence (clear screen,
+/// window title, cursor moves) is shown as text.
+fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let safe = |c: char| match c {
+        '\n' | '\t' => true,
+        '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => false,
+        c => !c.is_control(),
+    };
+    if text.chars().all(safe) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c == '\u{1b}'
+            && let Some(len) = sgr_len(rest)
+        {
+            out.push_str(&rest[..len]);
+            rest = &rest[len..];
+            continue;
+        }
+        if safe(c) {
+            out.push(c);
+        } else if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The length of a colour sequence (`ESC [ 1;31 m`) at the start of `s`.
+fn sgr_len(s: &str) -> Option<usize> {
+    let body = s.strip_prefix("\u{1b}[")?;
+    let params = body
+        .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+        .filter(|&i| i <= 16)?;
+    (body[params..].starts_with('m')).then_some(2 + params + 1)
+}
+
+/// The writer of log lines: stderr, scrubbed. tracing formats each event into one buffer and
+/// writes it at once, so a secret is never split across two writes.
+pub(crate) struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let shown = if SCRUBBER.is_empty() {
+            text.into_owned()
+        } else {
+            SCRUBBER.scrub(&text)
+        };
+        io::stderr()
+            .lock()
+            .write_all(terminal_safe(&shown).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().lock().flush()
+    }
 }
 
 /// `out!` that ends quietly on a closed pipe; `?` turns other write failures into errors.
@@ -118,6 +216,15 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn stderr_keeps_colours_and_escapes_other_sequences() {
+        assert_eq!(terminal_safe("plain\n\tline"), "plain\n\tline");
+        assert_eq!(
+            terminal_safe("\u{1b}[1;31merror\u{1b}[0m: x\u{1b}[2J\u{1b}]0;t\u{7}\u{9b}\u{202e}"),
+            "\u{1b}[1;31merror\u{1b}[0m: x\\u{1b}[2J\\u{1b}]0;t\\u{7}\\u{9b}\\u{202e}"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub(crate) async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<
     if let Some(out) = &args.out {
         check_out_path(out)?;
     }
-    let engine = Engine::open(&cli.config, ui.color_stderr)?;
+    let engine = Engine::open_with(&cli.config, ui.color_stderr, super::out::scrubber())?;
     for w in &engine.warnings {
         ui.note(format!("warning: {w}"));
     }

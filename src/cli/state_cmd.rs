@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use headcount::state::{LockInfo, StateBackend, Unlocked};
+use headcount::util;
 
 use super::args::{Cli, StateCommand};
 use super::{EXIT_OK, Ui};
@@ -30,6 +31,7 @@ pub(crate) async fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Resul
                 if sync.as_ref().is_some_and(|s| *s != row.sync) {
                     continue;
                 }
+                // Values come from sources and vendors: escaped by the row, one per line.
                 outln!("{row}");
             }
             Ok(EXIT_OK)
@@ -38,8 +40,11 @@ pub(crate) async fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Resul
             let Some(state) = backend.load().await?.state else {
                 anyhow::bail!("no state at {} yet: nothing is managed", backend.location());
             };
-            let account = state.show_account(id)?;
-            outln!("{}", serde_json::to_string_pretty(&account)?);
+            let account = state
+                .show_account(id)
+                .map_err(|e| anyhow::anyhow!(util::printable(&e.to_string()).into_owned()))?;
+            let json = serde_json::to_string_pretty(&account)?;
+            outln!("{}", util::json_printable(&json));
             Ok(EXIT_OK)
         }
         StateCommand::Forget { id } => {
@@ -47,7 +52,8 @@ pub(crate) async fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Resul
                 anyhow::bail!("no state at {} yet: nothing is managed", backend.location());
             }
             outln!(
-                "Forgot {id}: headcount no longer manages it; the account itself was not changed."
+                "Forgot {}: headcount no longer manages it; the account itself was not changed.",
+                util::printable(id)
             );
             Ok(EXIT_OK)
         }

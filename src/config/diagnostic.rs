@@ -136,6 +136,12 @@ impl ConfigError {
         self
     }
 
+    /// Changes the kind (a validation error that is about a secret).
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.inner.kind = kind;
+        self
+    }
+
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind
     }
@@ -425,6 +431,122 @@ fn start_plus_chars(text: &str, start: usize, n: usize) -> usize {
     end
 }
 
+/// True for config keys whose values are secrets (the secret-reference keys of every
+/// connector, and names that say so).
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    !k.ends_with("_url")
+        && !k.ends_with("_file")
+        && !k.ends_with("_path")
+        && (matches!(k.as_str(), "token" | "key" | "password" | "secret")
+            || k.contains("password")
+            || k.contains("secret")
+            || k.ends_with("_token")
+            || k.ends_with("_key"))
+}
+
+/// The config text with the scalar values of secret keys masked (`*`, byte for byte, so that
+/// positions still hold), for the snippets of errors found before the file could be read as
+/// a config (a YAML syntax error next to `token: abc`). References (`{ env: ... }`) stay.
+pub(crate) fn mask_secret_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    // Indentation of a `key: |` block scalar whose lines are masked.
+    let mut block: Option<usize> = None;
+    for line in text.split_inclusive('\n') {
+        let indent = line.len() - line.trim_start_matches([' ', '-']).len();
+        if let Some(at) = block {
+            if line.trim().is_empty() || indent > at {
+                out.push_str(&mask_range(line, indent..line.trim_end().len()));
+                continue;
+            }
+            block = None;
+        }
+        let (masked, opens_block) = mask_line(line);
+        if opens_block {
+            block = Some(indent);
+        }
+        out.push_str(&masked);
+    }
+    out
+}
+
+/// Masks `key: value` pairs with a secret key on one line (block or flow style). Returns the
+/// line and whether a block scalar (`key: |`, or a value on the next lines) starts.
+fn mask_line(line: &str) -> (String, bool) {
+    if line.trim_start().starts_with('#') {
+        return (line.to_string(), false);
+    }
+    let bytes = line.as_bytes();
+    let mut ranges = Vec::new();
+    let mut opens_block = false;
+    // The next character boundary after `i` (`i` is always on one).
+    let next = |i: usize| i + line[i..].chars().next().map_or(1, char::len_utf8);
+    let mut i = 0;
+    while i < bytes.len() {
+        // A key starts at the line's start (after indentation and `- `) or after `{` or `,`.
+        let at_start = line[..i].trim_start_matches([' ', '-', '\t']).is_empty();
+        let after_flow = i > 0 && matches!(line[..i].trim_end().chars().last(), Some('{' | ','));
+        if !(at_start || after_flow) || bytes[i] == b' ' || bytes[i] == b'-' {
+            i = next(i);
+            continue;
+        }
+        let rest = &line[i..];
+        let key_len = rest
+            .find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '"' | '\'')))
+            .unwrap_or(rest.len());
+        let key = rest[..key_len].trim_matches(['"', '\'']);
+        if key.is_empty() || !rest[key_len..].starts_with(':') || !is_secret_key(key) {
+            i = if key_len == 0 { next(i) } else { i + key_len };
+            continue;
+        }
+        let value_start = i + key_len + 1;
+        let value = &line[value_start..];
+        let lead = value.len() - value.trim_start().len();
+        let v = value.trim_start();
+        let vs = value_start + lead;
+        let v_trim = v.trim_end();
+        if v_trim.is_empty() || v_trim.starts_with('|') || v_trim.starts_with('>') {
+            // The value is on the next, deeper lines (a block scalar, or a reference mapping
+            // whose `env:`/`file:` lines are not secret keys and stay readable).
+            opens_block = v_trim.starts_with('|') || v_trim.starts_with('>');
+            i = vs.max(i + 1);
+            continue;
+        }
+        if v.starts_with('{') || v.starts_with('&') || v.starts_with('*') {
+            i = vs;
+            continue;
+        }
+        let end = if after_flow && !at_start {
+            match v.chars().next() {
+                Some(q @ ('"' | '\'')) => v[1..].find(q).map_or(v_trim.len(), |p| p + 2),
+                _ => v.find([',', '}']).unwrap_or(v_trim.len()),
+            }
+        } else {
+            v_trim.len()
+        };
+        ranges.push(vs..vs + end);
+        i = if end == 0 { next(vs) } else { vs + end };
+    }
+    let mut out = line.to_string();
+    for r in ranges {
+        out = mask_range(&out, r);
+    }
+    (out, opens_block)
+}
+
+/// `line` with the non-blank characters of byte range `r` replaced by `*` (one per byte).
+fn mask_range(line: &str, r: std::ops::Range<usize>) -> String {
+    let mut out = String::with_capacity(line.len());
+    for (i, c) in line.char_indices() {
+        if r.contains(&i) && !c.is_whitespace() {
+            out.extend(std::iter::repeat_n('*', c.len_utf8()));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn redact_text(text: &str, bytes: std::ops::Range<usize>) -> String {
     text.char_indices()
         .map(|(i, c)| {
@@ -441,6 +563,39 @@ fn redact_text(text: &str, bytes: std::ops::Range<usize>) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_values_are_masked_in_any_style_and_references_stay() {
+        let text = "a:\n  token: s3cr3t-tok: x\n  api_token: \"q s3cr3t\"\n  t: {kind: scim, token: \"s3cr3t, x\", base_url: http://h}\n  access_key: { env: KEY }\n  client_secret: |\n    s3cr3t-block\n  token_url: https://h/token\n  bind_password:\n    env: LDAP_PW\n  # token: s3cr3t-comment\n";
+        let masked = mask_secret_values(text);
+        assert_eq!(masked.len(), text.len());
+        // Multi-byte characters anywhere never split (a panic would be a crash on bad input).
+        let odd = "é: → {é: ü, token: „ß“, ключ: 値}\n  token: ключ→\n- ü\n  token: |\n   日本\n";
+        let m = mask_secret_values(odd);
+        assert_eq!(m.len(), odd.len());
+        assert!(
+            !m.contains("„ß“") && !m.contains("ключ→") && !m.contains("日本"),
+            "{m}"
+        );
+        assert!(m.contains("ключ: 値"), "{m}");
+        // No prefix or suffix of a tricky text makes it panic.
+        let tricky = format!("{odd}{text}token:\n  x\ntoken: '\n{{token: \"é, ,}}: |");
+        let cuts: Vec<usize> = tricky.char_indices().map(|(i, _)| i).collect();
+        for &c in &cuts {
+            mask_secret_values(&tricky[..c]);
+            mask_secret_values(&tricky[c..]);
+        }
+        assert_eq!(masked.lines().count(), text.lines().count());
+        assert!(!masked.contains("s3cr3t-tok"), "{masked}");
+        assert!(!masked.contains("q s3cr3t"), "{masked}");
+        assert!(!masked.contains("\"s3cr3t, x\""), "{masked}");
+        assert!(!masked.contains("s3cr3t-block"), "{masked}");
+        assert!(masked.contains("base_url: http://h"), "{masked}");
+        assert!(masked.contains("access_key: { env: KEY }"), "{masked}");
+        assert!(masked.contains("token_url: https://h/token"), "{masked}");
+        assert!(masked.contains("    env: LDAP_PW"), "{masked}");
+        assert!(masked.contains("kind: scim"), "{masked}");
+    }
 
     #[test]
     fn renders_location_snippet_and_help() {

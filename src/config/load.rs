@@ -151,7 +151,9 @@ pub fn parse(text: &str, path_for_messages: &Path) -> Result<Config, ConfigError
         ));
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let shared = Arc::new(text.to_string());
+    // Snippets are cut from a copy whose secret values are masked: a syntax error next to a
+    // literal secret must not print it.
+    let shared = Arc::new(super::diagnostic::mask_secret_values(text));
     let tree = Tree::parse(text, TreeLimits::default()).map_err(|e| {
         let (kind, help) = if e.budget {
             (

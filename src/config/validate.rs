@@ -109,6 +109,21 @@ impl Checks for EntryChecks<'_> {
         self.cx.error(node, message, help);
     }
 
+    fn secret_error(&mut self, path: &[PathSeg<'_>], message: String, help: Option<String>) {
+        let node = self.cx.at(&self.path(path));
+        self.cx.error(node, message, help);
+        if let Some(id) = node
+            && let Some(e) = self.cx.errors.pop()
+        {
+            let n = self.cx.tree.node(id);
+            let e = e
+                .with_kind(ErrorKind::Secret)
+                .with_label("masked: may hold a secret")
+                .redact(n.start.byte..n.end.byte.max(n.start.byte));
+            self.cx.errors.push(e);
+        }
+    }
+
     fn error_at_key(&mut self, path: &[PathSeg<'_>], message: String, help: Option<String>) {
         let node = self.cx.key_at(&self.path(path));
         self.cx.error(node, message, help);
@@ -140,7 +155,7 @@ impl Cx {
         let tree = Tree::parse(text, TreeLimits::default()).unwrap_or_default();
         Cx {
             name: loaded.path.display().to_string(),
-            text: Arc::new(text.to_string()),
+            text: Arc::new(super::diagnostic::mask_secret_values(text)),
             tree,
             errors: Vec::new(),
             warnings: Vec::new(),

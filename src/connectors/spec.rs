@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{Source, Target};
-use crate::http::{HttpClient, HttpError};
+use crate::http::{HttpClient, HttpClientBuilder, HttpError};
 use crate::model::checks::Checks;
-use crate::model::{ConnectorError, FieldSpec, HttpSettings, SecretRef};
+use crate::model::{ConnectorError, FieldSpec, HttpSettings, Scrubber, SecretRef};
 
 /// What a builder needs besides its config entry.
 pub struct BuildContext<'a> {
@@ -43,13 +43,14 @@ impl BuildContext<'_> {
     }
 
     /// The HTTP client of one vendor account, named by its kind, base URL and credential
-    /// reference: built by `make` from the resolved secret the first time, shared after.
+    /// reference: built from `make`'s builder (with the run's scrubber) from the resolved
+    /// secret the first time, shared after.
     pub fn account_client(
         &self,
         kind: &str,
         base_url: &str,
         (key, credential): (&str, &SecretRef),
-        make: impl FnOnce(SecretString) -> Result<HttpClient, HttpError>,
+        make: impl FnOnce(SecretString) -> Result<HttpClientBuilder, HttpError>,
     ) -> Result<HttpClient, ConnectorError> {
         let account = format!("{kind} {} {}", base_url.trim(), credential.describe());
         self.clients
@@ -57,16 +58,25 @@ impl BuildContext<'_> {
                 let secret = self
                     .secret(key, credential)
                     .map_err(|e| HttpError::Config(e.to_string()))?;
-                make(secret)
+                make(secret)?.scrubber(self.scrubber().clone()).build()
             })
             .map_err(ConnectorError::from)
     }
 
     /// Reads a secret reference, saying which setting it is when it cannot be read.
+    /// Every secret resolved here is registered in the run's scrubber, so that a vendor that
+    /// echoes it back never puts it on a log, an error or the audit log.
     pub fn secret(&self, key: &str, reference: &SecretRef) -> Result<SecretString, ConnectorError> {
-        reference
+        let secret = reference
             .resolve(self.base_dir)
-            .map_err(|e| ConnectorError::Config(format!("`{key}`: {e}")))
+            .map_err(|e| ConnectorError::Config(format!("`{key}`: {e}")))?;
+        self.clients.scrubber.register(secret.expose_secret());
+        Ok(secret)
+    }
+
+    /// The run's scrubber, for the HTTP clients a connector builds.
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.clients.scrubber
     }
 }
 
@@ -76,9 +86,24 @@ impl BuildContext<'_> {
 #[derive(Default)]
 pub struct ClientPool {
     clients: Mutex<HashMap<String, HttpClient>>,
+    /// The run's scrubber: the secrets connectors resolve and their clients send.
+    scrubber: Scrubber,
 }
 
 impl ClientPool {
+    /// A pool whose clients scrub with `scrubber` (the CLI's, so that its output and logs
+    /// know the same secrets).
+    pub fn with_scrubber(scrubber: Scrubber) -> ClientPool {
+        ClientPool {
+            clients: Mutex::default(),
+            scrubber,
+        }
+    }
+
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.scrubber
+    }
+
     /// The client of the account `key` (kind, base URL and credential reference), built by
     /// `make` the first time it is asked for.
     pub fn get_or_build(

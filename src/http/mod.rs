@@ -35,7 +35,7 @@ use url::Url;
 
 pub use auth::{AuthError, AuthProvider, Credential};
 
-use crate::model::RateLimit;
+use crate::model::{RateLimit, Scrubber};
 
 pub use paging::Page;
 
@@ -347,6 +347,62 @@ pub struct HttpStats {
     pub ambiguous: u64,
 }
 
+impl HttpError {
+    /// The error with every registered secret replaced in the vendor's words and in our own
+    /// descriptions (a vendor may echo the `Authorization` header in an error body).
+    pub fn scrubbed(self, s: &Scrubber) -> HttpError {
+        let f = |t: String| s.scrub(&t);
+        match self {
+            HttpError::Config(m) => HttpError::Config(f(m)),
+            HttpError::Status {
+                what,
+                status,
+                message,
+                body,
+                attempts,
+            } => HttpError::Status {
+                what: f(what),
+                status,
+                message: message.map(f),
+                body: f(body),
+                attempts,
+            },
+            HttpError::Ambiguous { what, cause } => HttpError::Ambiguous {
+                what: f(what),
+                cause: f(cause),
+            },
+            HttpError::Transport {
+                what,
+                cause,
+                attempts,
+            } => HttpError::Transport {
+                what: f(what),
+                cause: f(cause),
+                attempts,
+            },
+            HttpError::Throttled {
+                what,
+                wait_secs,
+                why,
+            } => HttpError::Throttled {
+                what: f(what),
+                wait_secs,
+                why: f(why),
+            },
+            HttpError::Decode { what, cause } => HttpError::Decode {
+                what: f(what),
+                cause: f(cause),
+            },
+            HttpError::Inconsistent { who, what, cause } => HttpError::Inconsistent {
+                who,
+                what: f(what),
+                cause: f(cause),
+            },
+            HttpError::Auth(e) => HttpError::Auth(e.scrubbed(s)),
+        }
+    }
+}
+
 impl fmt::Display for HttpStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -387,9 +443,17 @@ pub struct HttpClientBuilder {
     message_hook: Option<MessageHook>,
     content_type: &'static str,
     accept: &'static str,
+    scrubber: Scrubber,
 }
 
 impl HttpClientBuilder {
+    /// The run's scrubber: errors and log lines of this client are scrubbed with it, and the
+    /// credentials the client sends are registered in it.
+    pub fn scrubber(mut self, scrubber: Scrubber) -> Self {
+        self.scrubber = scrubber;
+        self
+    }
+
     /// Static credentials.
     pub fn auth(mut self, auth: Auth) -> Self {
         self.auth = Arc::new(auth);
@@ -455,17 +519,32 @@ impl HttpClientBuilder {
     }
 
     pub fn build(self) -> Result<HttpClient, HttpError> {
+        // A URL that fails to parse may still hold `user:password@`: never echoed then.
+        let raw = if self.base_url.contains('@') {
+            "(not shown: it may hold credentials)".to_string()
+        } else {
+            format!("{:?}", self.base_url)
+        };
         let base = Url::parse(self.base_url.trim()).map_err(|e| {
             HttpError::Config(format!(
-                "`base_url` {:?} is not a URL ({e}): write it like https://host/path",
-                self.base_url
+                "`base_url` {raw} is not a URL ({e}): write it like https://host/path"
             ))
         })?;
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(HttpError::Config(format!(
+                "`base_url` {} carries credentials (`user:password@`): a literal secret is not allowed in the config; give the credential as a secret reference",
+                redact::url(&base)
+            )));
+        }
         if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
             return Err(HttpError::Config(format!(
-                "`base_url` {:?} must be an http(s) URL with a host",
-                self.base_url
+                "`base_url` {raw} must be an http(s) URL with a host"
             )));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(HttpError::Config(
+                "`base_url` has a query string or fragment (`?...` or `#...`): API paths such as `/Users` are appended to it, so it must end with the path; remove everything from the `?` or `#` on".to_string(),
+            ));
         }
         let client = reqwest::Client::builder()
             .use_rustls_tls()
@@ -491,6 +570,7 @@ impl HttpClientBuilder {
                 message_hook: self.message_hook,
                 content_type: self.content_type,
                 accept: self.accept,
+                scrubber: self.scrubber,
                 timeout: self.timeout,
                 paused_until: std::sync::Mutex::new(None),
                 counters: Counters::default(),
@@ -521,6 +601,7 @@ struct Inner {
     message_hook: Option<MessageHook>,
     content_type: &'static str,
     accept: &'static str,
+    scrubber: Scrubber,
     timeout: Duration,
     /// Set by a throttle answer: no request of this client starts before it.
     paused_until: std::sync::Mutex<Option<Instant>>,
@@ -582,7 +663,13 @@ impl HttpClient {
             message_hook: None,
             content_type: "application/json",
             accept: "application/json",
+            scrubber: Scrubber::default(),
         }
+    }
+
+    /// The scrubber of this client's errors and log lines.
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.inner.scrubber
     }
 
     /// The counters so far (shared by all clones).
@@ -661,7 +748,14 @@ impl HttpClient {
     }
 
     /// Sends `req` with rate limiting, retries and throttle waits; `Ok` only for 2xx answers.
+    /// Every error is scrubbed of the run's secrets.
     pub async fn send(&self, req: Request) -> Result<Response, HttpError> {
+        self.send_unscrubbed(req)
+            .await
+            .map_err(|e| e.scrubbed(&self.inner.scrubber))
+    }
+
+    async fn send_unscrubbed(&self, req: Request) -> Result<Response, HttpError> {
         let url = self.url_of(&req)?;
         let what = self.describe(&req.method, &url);
         let inner = &self.inner;
@@ -674,6 +768,7 @@ impl HttpClient {
             attempts += 1;
             self.wait_turn().await;
             let issued = inner.auth.credential().await?;
+            register(&inner.scrubber, &issued.credential);
             bump(&inner.counters.requests, 1);
             let outcome = self.attempt(&req, &url, &what, &issued.credential).await?;
             let elapsed = start.elapsed();
@@ -792,7 +887,10 @@ impl HttpClient {
         &self,
         req: Request,
     ) -> Result<T, HttpError> {
-        self.send(req).await?.json()
+        self.send(req)
+            .await?
+            .json()
+            .map_err(|e| e.scrubbed(&self.inner.scrubber))
     }
 
     /// Waits for a throttle pause to end and for a token of the rate limiter.
@@ -932,21 +1030,21 @@ impl HttpClient {
             HttpError::Config(format!("{what}: cannot build the request: {}", cause(&e)))
         })?;
         if tracing::enabled!(target: "headcount::http", tracing::Level::DEBUG) {
-            tracing::debug!(
-                target: "headcount::http",
+            let line = format!(
                 "→ {} {} [{}] {}",
                 built.method(),
                 redact::url(built.url()),
                 redact::headers(built.headers()),
                 body_bytes.as_deref().map(redact::body).unwrap_or_default()
             );
+            tracing::debug!(target: "headcount::http", "{}", inner.scrubber.scrub(&line));
         }
         let started = Instant::now();
         let resp = match inner.client.execute(built).await {
             Ok(r) => r,
             Err(e) => {
                 let c = cause(&e);
-                tracing::debug!(target: "headcount::http", "✗ {what}: {c}");
+                tracing::debug!(target: "headcount::http", "✗ {what}: {}", inner.scrubber.scrub(&c));
                 // A failure while connecting (refused, DNS, connect timeout) means nothing
                 // was sent, so even a create may be resent.
                 return Ok(if e.is_connect() || is_refused(&e) {
@@ -967,18 +1065,18 @@ impl HttpClient {
             Ok(b) => b.to_vec(),
             Err(e) => {
                 let c = format!("the answer ({status}) was cut off: {}", cause(&e));
-                tracing::debug!(target: "headcount::http", "✗ {what}: {c}");
+                tracing::debug!(target: "headcount::http", "✗ {what}: {}", inner.scrubber.scrub(&c));
                 return Ok(Attempt::Lost(c));
             }
         };
         if tracing::enabled!(target: "headcount::http", tracing::Level::DEBUG) {
-            tracing::debug!(
-                target: "headcount::http",
+            let line = format!(
                 "← {status} {what} in {}ms [{}] {}",
                 started.elapsed().as_millis(),
                 redact::headers(&headers),
                 redact::body(&body)
             );
+            tracing::debug!(target: "headcount::http", "{}", inner.scrubber.scrub(&line));
         }
         Ok(Attempt::Answer(Response {
             status,
@@ -986,6 +1084,16 @@ impl HttpClient {
             body,
             what: what.to_string(),
         }))
+    }
+}
+
+/// Registers what a credential puts on the wire (a refreshed token is new each time).
+fn register(s: &Scrubber, credential: &Credential) {
+    match credential {
+        Credential::None => {}
+        Credential::Bearer(t) => s.register(t.expose_secret()),
+        Credential::Basic { user, password } => s.register_basic(user, password.expose_secret()),
+        Credential::Query { value, .. } => s.register(value.expose_secret()),
     }
 }
 

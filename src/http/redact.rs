@@ -6,7 +6,7 @@ use serde_json::Value;
 use url::Url;
 
 /// What replaces a secret in logs.
-pub const REDACTED: &str = "[redacted]";
+pub const REDACTED: &str = crate::model::scrub::REDACTED;
 
 /// How much of a body is logged; bodies are for diagnosis, not archives.
 const MAX_LOGGED_BODY: usize = 4096;

@@ -495,3 +495,84 @@ fn stats_display_and_debug_hide_secrets() {
     let r = Request::post("/x").json(json!({"password": "p"}));
     assert!(!format!("{r:?}").contains("\"p\""));
 }
+
+/// A server that echoes the `Authorization` header in its 400 body (raw, base64, URL-encoded)
+/// must not get the credential into the error or any log line.
+#[tokio::test]
+async fn a_vendor_echoing_the_credential_is_scrubbed_from_errors_and_logs() {
+    use crate::testkit::{Fault, Match, serve_with_faults};
+    let app = Router::new().route("/v2/Users", post(|| async { AxStatus::CREATED }));
+    let served = serve_with_faults(app).await;
+    served
+        .faults
+        .on(Match::post("/Users"))
+        .always()
+        .inject(Fault::EchoAuthorization { status: 400 });
+    let (logs, _guard) = crate::testkit::capture::logs();
+    let token = "tok/en+s3cr3t value";
+    for auth in [
+        Auth::Bearer(SecretString::from(token)),
+        Auth::Basic {
+            user: "agent@example.com/token".to_string(),
+            password: SecretString::from(token),
+        },
+    ] {
+        let client = builder(&format!("{}/v2", served.origin))
+            .auth(auth)
+            .build()
+            .unwrap();
+        let err = client
+            .send(Request::post("/Users").json(json!({"userName": "a"})))
+            .await
+            .unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        let cx: crate::model::ConnectorError = err.into();
+        let logged = logs.text();
+        for text in [shown.as_str(), &cx.to_string(), logged.as_str()] {
+            for leak in [
+                "s3cr3t",
+                "czNjcjN0",
+                "dG9rL2VuK3MzY3IzdCB2YWx1ZQ",
+                "YWdlbnRA",
+            ] {
+                assert!(!text.contains(leak), "{leak} in {text}");
+            }
+        }
+    }
+    assert_eq!(served.log.count(), 2, "a 400 is not retried");
+}
+
+#[test]
+fn a_base_url_with_credentials_or_a_query_is_refused_without_echoing_them() {
+    let err = HttpClient::builder("t", "https://agent:hunter22@scim.example/v2")
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("carries credentials"), "{err}");
+    assert!(
+        !err.contains("hunter22") && !err.contains("agent:"),
+        "{err}"
+    );
+    let err = HttpClient::builder("t", "https://agent:hun ter22@scim.example/v2")
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("hun ter22"), "{err}");
+    for base in [
+        "https://scim.example/v2?access_key=k3y",
+        "https://scim.example/v2#x",
+    ] {
+        let err = HttpClient::builder("t", base)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("query string or fragment"), "{err}");
+        assert!(!err.contains("k3y"), "{err}");
+    }
+    assert!(
+        HttpClient::builder("t", "https://scim.example/v2/")
+            .build()
+            .is_ok()
+    );
+}

@@ -18,6 +18,9 @@ pub trait Checks {
     fn owner(&self) -> String;
     /// An error at the value found at `path`; `help` says what to write instead.
     fn error(&mut self, path: &[PathSeg<'_>], message: String, help: Option<String>);
+    /// An error at the value found at `path` whose text holds a secret: the value is masked
+    /// in the snippet shown with it, as a literal secret is.
+    fn secret_error(&mut self, path: &[PathSeg<'_>], message: String, help: Option<String>);
     /// An error at the key of `path` (a key that should not be there).
     fn error_at_key(&mut self, path: &[PathSeg<'_>], message: String, help: Option<String>);
     /// A warning at the key of `path`.
@@ -32,15 +35,33 @@ pub fn non_empty(c: &mut dyn Checks, key: &str, value: &str) {
     }
 }
 
-/// `key`, when set, must be an http(s) URL with a host.
-pub fn url(c: &mut dyn Checks, key: &str, value: Option<&str>) {
-    let Some(value) = value else { return };
-    let ok = value
+/// `key`, when set, must be an http(s) URL with a host, and without credentials in it
+/// (`https://user:password@host` is a literal secret in a file that lives in git).
+/// Returns false when it was refused.
+pub fn url(c: &mut dyn Checks, key: &str, value: Option<&str>) -> bool {
+    let Some(value) = value else { return true };
+    let rest = value
         .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"))
-        .is_some_and(|rest| {
-            !rest.is_empty() && !rest.starts_with('/') && !rest.contains(char::is_whitespace)
-        });
+        .or_else(|| value.strip_prefix("http://"));
+    let authority = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+    if authority.is_some_and(|a| a.contains('@')) || (rest.is_none() && value.contains('@')) {
+        let msg = format!(
+            "`{key}` of {} carries credentials (`user:password@`): a literal secret is not allowed in the config (it lives in git)",
+            c.owner()
+        );
+        c.secret_error(
+            &[PathSeg::Key(key)],
+            msg,
+            Some(
+                "remove `user:password@` from the URL and give the credential as a secret reference: `{ env: VARIABLE }` or `{ file: PATH }`"
+                    .to_string(),
+            ),
+        );
+        return false;
+    }
+    let ok = rest.is_some_and(|rest| {
+        !rest.is_empty() && !rest.starts_with('/') && !rest.contains(char::is_whitespace)
+    });
     if !ok {
         let msg = format!("`{key}` of {} is not an http(s) URL: `{value}`", c.owner());
         c.error(
@@ -48,7 +69,38 @@ pub fn url(c: &mut dyn Checks, key: &str, value: Option<&str>) {
             msg,
             Some("give the full URL, e.g. `https://example.com`".to_string()),
         );
+        return false;
     }
+    true
+}
+
+/// A `base_url`: a [`url`] that request paths (`/Users`) are appended to, so it can hold no
+/// query string or fragment (the path would land inside them, or be silently dropped).
+pub fn base_url(c: &mut dyn Checks, key: &str, value: Option<&str>) {
+    if !url(c, key, value) {
+        return;
+    }
+    let Some(value) = value else { return };
+    let what = if value.contains('?') {
+        "a query string (`?...`)"
+    } else if value.contains('#') {
+        "a fragment (`#...`)"
+    } else {
+        return;
+    };
+    // The query may hold a key (`?access_key=...`): the value is masked, never echoed.
+    let msg = format!(
+        "`{key}` of {} has {what}: headcount appends API paths such as `/Users` to it, so it must end with the path",
+        c.owner()
+    );
+    c.secret_error(
+        &[PathSeg::Key(key)],
+        msg,
+        Some(
+            "remove everything from the `?` or `#` on, e.g. `https://example.com/scim/v2`; credentials go in their own secret key"
+                .to_string(),
+        ),
+    );
 }
 
 /// `rate_limit` and `timeout` must parse.

@@ -8,6 +8,7 @@ pub mod error;
 pub mod fields;
 pub mod policy;
 pub mod records;
+pub mod scrub;
 pub mod secret;
 pub mod units;
 
@@ -17,5 +18,6 @@ pub use policy::{ManagePolicy, OnCreate, RemovedPolicy};
 pub use records::{
     ApplyOptions, LiveAccount, OpResult, Record, SourceRecord, TargetOp, WriteWindow,
 };
+pub use scrub::Scrubber;
 pub use secret::{SecretError, SecretRef};
 pub use units::{HttpSettings, RateLimit};

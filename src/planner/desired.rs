@@ -158,6 +158,20 @@ fn evaluate_one(
             ));
             continue;
         };
+        // A control character (NUL, ESC, other C0/C1) in an identity value is never a person's
+        // name or address: it is a broken export, or text meant to rewrite a reviewer's
+        // terminal. Checked before coercion, which trims some of them away.
+        if (spec.identity.contains(&name) || fspec.identity.is_some())
+            && let Value::String(v) = &value
+            && let Some((at, c)) = v.chars().enumerate().find(|(_, c)| c.is_control())
+        {
+            errors.push(format!(
+                "identity field `{name}` holds a control character (U+{:04X}) at character {}: identity values must be printable text; fix the source",
+                u32::from(c),
+                at + 1
+            ));
+            continue;
+        }
         match values::desired_value(fspec, &name, &value) {
             Ok(v) => {
                 fields.insert(name, v);

@@ -740,3 +740,43 @@ fn plan_is_deterministic_and_sorted() {
     sorted.sort();
     assert_eq!(emails, sorted);
 }
+
+#[test]
+fn control_characters_in_identity_values_make_the_record_invalid() {
+    let s = spec();
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        ("esc", "a\u{1b}[31m@x.com", Some("U+001B")),
+        ("nul", "b\u{0}@x.com", Some("U+0000")),
+        ("del", "c\u{7f}@x.com", Some("U+007F")),
+        ("c1 csi", "d\u{9b}2J@x.com", Some("U+009B")),
+        ("c1 nel", "e\u{85}f@x.com", Some("U+0085")),
+        ("tab", "f\t@x.com", Some("U+0009")),
+        ("newline", "g\n@x.com", Some("U+000A")),
+        ("plain", "h@x.com", None),
+        ("unicode", "zoë@x.com", None),
+    ];
+    for (what, email, reason) in cases {
+        let records = vec![rec(
+            "row 2",
+            json!({"email": email, "first": "A\u{1b}]0;pwned\u{7}", "last": "B"}),
+        )];
+        let p = run(&s, &records, &[], None);
+        match reason {
+            Some(code) => {
+                assert_eq!(p.plan.invalid.len(), 1, "{what}: {:?}", p.plan);
+                let r = &p.plan.invalid[0].reason;
+                assert!(r.contains("identity field `email`"), "{what}: {r}");
+                assert!(r.contains("control character"), "{what}: {r}");
+                assert!(r.contains(code), "{what}: {r}");
+                assert!(!r.chars().any(char::is_control), "{what}: {r:?}");
+                assert!(p.plan.changes.is_empty(), "{what}");
+            }
+            // A control character in a field that is no identity is kept (and escaped in
+            // every human output).
+            None => {
+                assert!(p.plan.invalid.is_empty(), "{what}: {:?}", p.plan.invalid);
+                assert_eq!(actions(&p).len(), 1, "{what}");
+            }
+        }
+    }
+}

@@ -300,7 +300,8 @@ impl<'e> Session<'e> {
         self.lock.begin_journal(&base).await?;
 
         // A failure to write the audit log is reported, never silently dropped.
-        let audit = AuditLog::open(&self.engine.audit_path)?;
+        let audit =
+            AuditLog::open(&self.engine.audit_path)?.scrubbing(self.engine.scrubber().clone());
         let audit_failed = AtomicBool::new(false);
         let commit = doc.config.git.as_ref().map(|g| g.commit.clone());
         // The last guard: no sensitive value reaches the audit log, the journal or the state,

@@ -20,12 +20,16 @@ pub struct StateRow {
 
 /// One line of `headcount state list`: `SYNC  TARGET  TARGET_ID  IDENTITY  ORIGIN`, tab-separated
 /// so it pipes into `cut` and `column -t`.
+/// One tab-separated line per account. Ids and identities come from sources and vendors, so
+/// each is escaped ([`crate::util::printable`]): a tab, newline or ESC in one cannot break the
+/// columns or reach the terminal.
 impl std::fmt::Display for StateRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::util::printable as p;
         let identity: Vec<String> = self
             .identity
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| format!("{}={}", p(k), p(v)))
             .collect();
         let origin = match self.origin {
             Origin::Created => "created",
@@ -34,9 +38,9 @@ impl std::fmt::Display for StateRow {
         write!(
             f,
             "{}\t{}\t{}\t{}\t{origin}",
-            self.sync,
-            self.target,
-            self.target_id,
+            p(&self.sync),
+            p(&self.target),
+            p(&self.target_id),
             identity.join(",")
         )
     }

@@ -239,6 +239,10 @@ pub enum Fault {
     /// Apply the request, then answer this instead of the emulator's answer (e.g. a `409`
     /// for a create that was stored).
     AfterApply { status: u16, body: String },
+    /// Answer `status` with a SCIM error whose `detail` (and a plain `echo` field) repeats the
+    /// request's `Authorization` header and its credential as is, in base64 and URL-encoded,
+    /// as careless servers do; nothing is applied.
+    EchoAuthorization { status: u16 },
 }
 
 impl Fault {
@@ -299,6 +303,7 @@ impl Fault {
             Fault::Drop => "drop",
             Fault::LoseResponse => "lose_response",
             Fault::AfterApply { .. } => "after_apply",
+            Fault::EchoAuthorization { .. } => "echo_authorization",
         }
     }
 }
@@ -458,6 +463,10 @@ async fn intercept(State(layer): State<FaultLayer>, req: Request, next: Next) ->
         body,
         fault: None,
     };
+    let authorization = logged
+        .header("authorization")
+        .unwrap_or_default()
+        .to_string();
     let fault = layer.faults.pick(&logged);
     logged.fault = fault.as_ref().map(Fault::name);
     layer.log.push(logged);
@@ -477,6 +486,26 @@ async fn intercept(State(layer): State<FaultLayer>, req: Request, next: Next) ->
         Some(Fault::LoseResponse) => {
             let _applied = next.run(req).await;
             dropped()
+        }
+        Some(Fault::EchoAuthorization { status }) => {
+            use base64::Engine as _;
+            let credential = authorization
+                .split_once(' ')
+                .map_or(authorization.as_str(), |(_, c)| c);
+            let b64 = base64::engine::general_purpose::STANDARD.encode(credential);
+            let encoded: String =
+                url::form_urlencoded::byte_serialize(credential.as_bytes()).collect();
+            let body = serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "status": status.to_string(),
+                "detail": format!("bad request; you sent Authorization: {authorization} (base64 {b64}, url {encoded})"),
+                "echo": {"authorization": authorization, "base64": b64, "url": encoded},
+            });
+            answer(
+                status,
+                &[("content-type".into(), "application/scim+json".into())],
+                body.to_string(),
+            )
         }
         Some(Fault::AfterApply { status, body }) => {
             let _applied = next.run(req).await;

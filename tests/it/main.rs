@@ -16,5 +16,7 @@ mod mojo_helpdesk;
 mod scim_apply;
 mod scim_faults;
 mod scim_real;
+mod scrub;
 mod state_kill;
 mod support;
+mod terminal;

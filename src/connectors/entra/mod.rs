@@ -70,7 +70,7 @@ impl SourceSpec for EntraIdConfig {
     fn check(&self, c: &mut dyn Checks) {
         checks::non_empty(c, "tenant_id", &self.tenant_id);
         checks::non_empty(c, "client_id", &self.client_id);
-        checks::url(c, "base_url", self.base_url.as_deref());
+        checks::base_url(c, "base_url", self.base_url.as_deref());
     }
 
     fn build(
@@ -119,7 +119,7 @@ impl TargetSpec for EntraGuestsConfig {
         checks::non_empty(c, "tenant_id", &self.tenant_id);
         checks::non_empty(c, "client_id", &self.client_id);
         checks::url(c, "redirect_url", self.redirect_url.as_deref());
-        checks::url(c, "base_url", self.base_url.as_deref());
+        checks::base_url(c, "base_url", self.base_url.as_deref());
         checks::http_settings(c, self.rate_limit.as_deref(), self.timeout.as_deref());
     }
 

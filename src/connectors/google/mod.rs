@@ -72,7 +72,7 @@ impl SourceSpec for GoogleWorkspaceConfig {
                 None,
             );
         }
-        checks::url(c, "base_url", self.base_url.as_deref());
+        checks::base_url(c, "base_url", self.base_url.as_deref());
     }
 
     fn build(

@@ -23,7 +23,7 @@ use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
 use crate::connectors::{ApplyOptions, ConnectorError, LiveAccount, OpResult, Target, TargetOp};
-use crate::http::{Auth, HttpClient, HttpError, Page, Request, paging};
+use crate::http::{Auth, HttpClient, HttpClientBuilder, HttpError, Page, Request, paging};
 use crate::model::{HttpSettings, RateLimit};
 
 /// 120 requests a minute (Mojo publishes no limit).
@@ -60,22 +60,21 @@ const PLAIN: [&str; 8] = [
     "user_notes",
 ];
 
-/// Builds the HTTP client of a Mojo account: the access key as a query parameter.
+/// The HTTP client of a Mojo account, to build: the access key as a query parameter.
 pub fn client(
     name: &str,
     base_url: &str,
     access_key: SecretString,
     settings: HttpSettings,
-) -> Result<HttpClient, HttpError> {
-    HttpClient::builder(name, base_url)
+) -> Result<HttpClientBuilder, HttpError> {
+    Ok(HttpClient::builder(name, base_url)
         .auth(Auth::Query {
             param: "access_key".to_string(),
             value: access_key,
         })
         .message_hook(std::sync::Arc::new(|body: &[u8]| mojo_message(body)))
         .rate_limit(settings.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT))
-        .timeout(settings.timeout)
-        .build()
+        .timeout(settings.timeout))
 }
 
 /// The human message of Mojo's three error shapes: `{"error": "..." | [...]}`,

@@ -56,7 +56,7 @@ impl TargetSpec for MojoHelpdeskConfig {
     }
 
     fn check(&self, c: &mut dyn Checks) {
-        checks::url(c, "base_url", self.base_url.as_deref());
+        checks::base_url(c, "base_url", self.base_url.as_deref());
         checks::http_settings(c, self.rate_limit.as_deref(), self.timeout.as_deref());
         checks::custom_field_list(c, Self::CUSTOM_FIELDS_KEY, &self.custom_fields);
     }

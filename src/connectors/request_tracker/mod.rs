@@ -35,7 +35,7 @@ impl TargetSpec for RequestTrackerConfig {
     }
 
     fn check(&self, c: &mut dyn Checks) {
-        checks::url(c, "base_url", Some(&self.base_url));
+        checks::base_url(c, "base_url", Some(&self.base_url));
         checks::http_settings(c, self.rate_limit.as_deref(), self.timeout.as_deref());
     }
 

@@ -57,7 +57,7 @@ impl SourceSpec for ScimSourceConfig {
     }
 
     fn check(&self, c: &mut dyn Checks) {
-        checks::url(c, "base_url", Some(&self.base_url));
+        checks::base_url(c, "base_url", Some(&self.base_url));
     }
 
     fn build(&self, name: &str, cx: &BuildContext<'_>) -> Result<Box<dyn Source>, ConnectorError> {
@@ -105,7 +105,7 @@ impl TargetSpec for ScimTargetConfig {
     }
 
     fn check(&self, c: &mut dyn Checks) {
-        checks::url(c, "base_url", Some(&self.base_url));
+        checks::base_url(c, "base_url", Some(&self.base_url));
         checks::http_settings(c, self.rate_limit.as_deref(), self.timeout.as_deref());
     }
 

@@ -25,7 +25,9 @@ use serde_json::{Map, Value, json};
 use crate::connectors::{
     ApplyOptions, ConnectorError, LiveAccount, OpResult, Source, SourceRecord, Target, TargetOp,
 };
-use crate::http::{Auth, HttpClient, HttpError, Page, Request, Response, paging};
+use crate::http::{
+    Auth, HttpClient, HttpClientBuilder, HttpError, Page, Request, Response, paging,
+};
 use crate::model::{HttpSettings, RateLimit};
 
 /// 600 requests a minute: see the module documentation.
@@ -45,19 +47,19 @@ pub const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterp
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const MEDIA_TYPE: &str = "application/scim+json";
 
-/// Builds the HTTP client of a SCIM connector: bearer token, SCIM media type, 600/min default.
+/// The HTTP client builder of a SCIM connector: bearer token, SCIM media type, 600/min
+/// default. The caller adds the run's scrubber and builds it.
 pub fn client(
     name: &str,
     base_url: &str,
     token: SecretString,
     settings: HttpSettings,
-) -> Result<HttpClient, HttpError> {
-    HttpClient::builder(name, base_url)
+) -> Result<HttpClientBuilder, HttpError> {
+    Ok(HttpClient::builder(name, base_url)
         .auth(Auth::Bearer(token))
         .media_type(MEDIA_TYPE, "application/scim+json, application/json")
         .rate_limit(settings.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT))
-        .timeout(settings.timeout)
-        .build()
+        .timeout(settings.timeout))
 }
 
 /// One catalog path, parsed. Only the shapes the catalog uses (and enterprise attributes).

@@ -73,7 +73,7 @@ fn check_account(c: &mut dyn Checks, subdomain: &str, email: &str, base_url: Opt
         c.error(&[PathSeg::Key("subdomain")], msg, None);
     }
     checks::email(c, "email", email);
-    checks::url(c, "base_url", base_url);
+    checks::base_url(c, "base_url", base_url);
 }
 
 impl SourceSpec for ZendeskSourceConfig {

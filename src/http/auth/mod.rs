@@ -191,6 +191,49 @@ impl AuthError {
         }
     }
 
+    /// The error with every registered secret replaced (a token endpoint may echo what it
+    /// was sent).
+    pub fn scrubbed(self, s: &crate::model::Scrubber) -> AuthError {
+        let f = |t: String| s.scrub(&t);
+        match self {
+            AuthError::Unusable { reference, reason } => AuthError::Unusable {
+                reference: f(reference),
+                reason: f(reason),
+            },
+            AuthError::File {
+                reference,
+                path,
+                cause,
+            } => AuthError::File {
+                reference: f(reference),
+                path,
+                cause: f(cause),
+            },
+            AuthError::Refused {
+                reference,
+                endpoint,
+                status,
+                error,
+                description,
+            } => AuthError::Refused {
+                reference: f(reference),
+                endpoint: f(endpoint),
+                status,
+                error: f(error),
+                description: description.map(f),
+            },
+            AuthError::Endpoint {
+                reference,
+                endpoint,
+                cause,
+            } => AuthError::Endpoint {
+                reference: f(reference),
+                endpoint: f(endpoint),
+                cause: f(cause),
+            },
+        }
+    }
+
     /// The OAuth error code and description of a refusal, for admin-actionable messages.
     pub fn oauth_error(&self) -> Option<(&str, Option<&str>)> {
         match self {
