@@ -112,7 +112,8 @@ fn first_plan_lists_creates_invalid_records_and_summary() {
     assert!(out.contains("password: (sensitive)"));
     assert!(!out.contains("s3cret-pw"), "secrets never appear in plans");
     assert!(out.contains("shorter than 6 characters"));
-    assert!(out.contains("Plan: 9 to change."));
+    // The fixture's two invalid rows are counted in the closing line (issue 7 point 4).
+    assert!(out.contains("Plan: 9 to change; skipped: 2 invalid records."));
     assert!(
         !out.contains('\x1b'),
         "no colour when stdout is not a terminal"
@@ -130,9 +131,12 @@ fn detailed_exitcode_and_strict() {
     w.run(&["plan", "--detailed-exitcode"]).code(2);
     w.run(&["plan", "--strict"]).code(1);
     w.apply();
+    // The fixture's invalid rows are never hidden behind "No changes".
     w.run(&["plan", "--detailed-exitcode"])
         .code(0)
-        .stdout(predicate::str::contains("No changes"));
+        .stdout(predicate::str::contains(
+            "Plan: 0 to change; skipped: 2 invalid records.",
+        ));
 }
 
 #[test]
@@ -234,7 +238,7 @@ fn apply_then_plan_is_a_no_op_and_state_is_private() {
     // Idempotent: a second apply finds nothing to do and writes no new export.
     w.run(&["apply", "--auto-approve"])
         .success()
-        .stdout(predicate::str::contains("No changes"));
+        .stdout(predicate::str::contains("Plan: 0 to change"));
     assert_eq!(w.exports(), vec!["export-000001"]);
 }
 
@@ -303,7 +307,7 @@ fn saved_plan_applies_once_then_is_stale() {
     let w = Work::new();
     w.run(&["plan", "--out", "plan.json"]).success();
     let shown = stdout_of(&w.run(&["show", "plan.json"]).success());
-    assert!(shown.contains("Plan: 9 to change."));
+    assert!(shown.contains("Plan: 9 to change; skipped: 2 invalid records."));
     w.run(&["apply", "plan.json"]).success();
     assert_eq!(w.exports().len(), 1);
     let users = fs::read_to_string(w.path("out/export-000001/users-001.csv")).expect("users");
@@ -792,4 +796,38 @@ fn plan_base_separates_what_the_config_change_causes() {
     w.run(&["plan", "--base", "no-such-ref"])
         .code(1)
         .stderr(predicate::str::contains("no-such-ref"));
+}
+
+/// Issue 7 point 4: a config that matches nobody (a typo in a key) is an error naming the
+/// reason, exit 1 with or without --detailed-exitcode, never "No changes".
+#[test]
+fn a_config_that_matches_nobody_is_an_error() {
+    let w = Work::new();
+    let config = fs::read_to_string(w.path("headcount.yaml")).expect("config");
+    w.write(
+        "headcount.yaml",
+        &config.replace("first_name: user.first", "first_name: user.firstname"),
+    );
+    for extra in [&[][..], &["--detailed-exitcode"][..]] {
+        let mut args = vec!["plan"];
+        args.extend_from_slice(extra);
+        let a = w.run(&args).code(1);
+        let out = stdout_of(&a);
+        assert!(!out.contains("No changes"), "{out}");
+        assert!(out.contains("matches nobody"), "{out}");
+        assert!(out.contains("user.firstname is not set"), "{out}");
+    }
+    let json = w.plan_json(&[]);
+    let sync = &json["syncs"][0];
+    assert!(
+        sync["summary"]["invalid"].as_u64().unwrap_or(0) > 0,
+        "{sync}"
+    );
+    assert!(
+        !sync["errors"].as_array().map_or(true, Vec::is_empty),
+        "{sync}"
+    );
+    // Nothing can be applied from it.
+    w.run(&["apply", "--auto-approve"]).code(1);
+    assert!(w.exports().is_empty());
 }
