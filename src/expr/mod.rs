@@ -14,6 +14,7 @@
 mod check;
 mod convert;
 mod library;
+mod limits;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +28,7 @@ use cel::{Context, Env, ExecutionError, IdedExpr};
 use serde_json::Value;
 
 pub use library::FUNCTIONS_DOC;
+pub use limits::{MAX_EVAL_BYTES, MAX_STEPS, MAX_VALUE_BYTES};
 
 /// The longest expression accepted, in chars. Far above any sensible expression; bounds the
 /// work and memory of parsing text that is not one.
@@ -147,6 +149,7 @@ impl Expr {
 
 impl Compiled {
     fn eval(&self, user: &Value, source: &str) -> Result<Value, EvalError> {
+        limits::start();
         let variables = Variables {
             user: convert::user_to_val(user, self.access.keys.as_deref())?,
             source: CelString::from(source),
@@ -225,6 +228,13 @@ fn compile_on_this_thread(
     )?;
     check::rewrite_matches(&mut ast);
     let access = check::user_access(&ast);
+    limits::instrument(&mut ast);
+    if !check::depth_within(&ast, limits::MAX_INSTRUMENTED_DEPTH) {
+        return Err(CompileError {
+            message: "expression chains too many calls that build values (lists, `format`, `substring`, ...) inside each other; split it or simplify it".to_owned(),
+            offset: None,
+        });
+    }
     Ok((ast, access))
 }
 
