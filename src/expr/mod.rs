@@ -156,8 +156,14 @@ impl Compiled {
         };
         let mut context = Context::with_env(Arc::clone(&self.env));
         context.set_variable_resolver(&variables);
-        let result = cel::Value::resolve_val(&self.ast, &context)
-            .map_err(|e| EvalError(convert::describe(&e, self.missing_path(&e, user))))?;
+        let result = cel::Value::resolve_val(&self.ast, &context).map_err(|e| {
+            let path = self.missing_path(&e, user);
+            let mut message = convert::describe(&e, path);
+            if let Some(hint) = path.and_then(|p| spaced_key(user, p)) {
+                message.push_str(&hint);
+            }
+            EvalError(message)
+        })?;
         convert::val_to_json(result.as_ref(), 0)
     }
 
@@ -181,6 +187,23 @@ impl Compiled {
             None
         })
     }
+}
+
+/// When the record lacks `path`'s last key but has it with stray spaces (a CSV header such as
+/// `email ` or ` email`), says so: the plain "not set" would send people looking elsewhere.
+fn spaced_key(user: &Value, path: &[String]) -> Option<String> {
+    let (last, parent) = path.split_last()?;
+    let mut node = user;
+    for segment in parent {
+        node = node.get(segment)?;
+    }
+    let found = node
+        .as_object()?
+        .keys()
+        .find(|k| k.trim() == last.as_str() && *k != last)?;
+    Some(format!(
+        "; the record has `{found:?}` with stray spaces: trim the name in the source (the CSV header) so it reads `{last}`"
+    ))
 }
 
 /// The two variables of an evaluation. Served through a resolver rather than bound on the

@@ -767,3 +767,17 @@ fn evaluation_is_bounded() {
         assert_eq!(expr.eval(&record, "hr").unwrap(), want, "{source}");
     }
 }
+
+/// Issue 7 point 10: a CSV header with stray spaces is named with the trimmed name to use.
+#[test]
+fn a_key_with_stray_spaces_is_suggested() {
+    let expr = Expr::compile("user.email").unwrap();
+    let err = expr
+        .eval(&json!({" email ": "a@x.io", "name": "Ann"}), "hr")
+        .unwrap_err();
+    assert!(err.0.contains("user.email is not set"), "{err}");
+    assert!(err.0.contains("`\" email \"` with stray spaces"), "{err}");
+    assert!(err.0.contains("reads `email`"), "{err}");
+    let err = expr.eval(&json!({"name": "Ann"}), "hr").unwrap_err();
+    assert!(!err.0.contains("stray"), "{err}");
+}
