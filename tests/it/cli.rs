@@ -831,3 +831,25 @@ fn a_config_that_matches_nobody_is_an_error() {
     w.run(&["apply", "--auto-approve"]).code(1);
     assert!(w.exports().is_empty());
 }
+
+/// Issue 7 point 10: a plan applied with another config file says so, not "config changed".
+#[test]
+fn saved_plan_made_with_another_config_file_says_so() {
+    let w = Work::new();
+    w.run(&["plan", "--out", "plan.json"]).success();
+    let cfg = fs::read_to_string(w.path("headcount.yaml")).expect("cfg");
+    w.write(
+        "other.yaml",
+        &cfg.replace("removed: deactivate", "removed: delete"),
+    );
+    let a = w
+        .run(&["--config", "other.yaml", "apply", "plan.json"])
+        .code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("made with another config file, headcount.yaml, not other.yaml"),
+        "{err}"
+    );
+    assert!(!err.contains("changed since the plan"), "{err}");
+    assert!(w.exports().is_empty());
+}
