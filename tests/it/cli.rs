@@ -853,3 +853,73 @@ fn saved_plan_made_with_another_config_file_says_so() {
     assert!(!err.contains("changed since the plan"), "{err}");
     assert!(w.exports().is_empty());
 }
+
+/// Issue 7 point 3: endless inputs end quickly with a clear error: a secret file at
+/// `/dev/zero`, a CSV source at `/dev/zero`, and twelve chained `replace` calls.
+#[test]
+fn endless_inputs_end_quickly_with_a_clear_error() {
+    let w = Work::new();
+    let config = fs::read_to_string(w.path("headcount.yaml")).expect("config");
+    let timed = |args: &[&str]| {
+        let started = std::time::Instant::now();
+        let out = w
+            .cmd()
+            .args(args)
+            .env("SCIM_TOKEN", "t0ken")
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .expect("run");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    let scim = "version: 1
+sources:
+  hr:
+    kind: csv
+    path: people.csv
+targets:
+  scim:
+    kind: scim
+    base_url: https://scim.example.com
+    token: { file: /dev/zero }
+syncs:
+  - name: staff
+    from: hr
+    to: scim
+    identity: [userName]
+    fields:
+      userName: user.email
+";
+    w.write("secret.yaml", scim);
+    let out = timed(&["--config", "secret.yaml", "plan"]);
+    assert!(out.contains("/dev/zero` is not a regular file"), "{out}");
+
+    w.write(
+        "zero.yaml",
+        &config.replace("path: people.csv", "path: /dev/zero"),
+    );
+    let out = timed(&["--config", "zero.yaml", "plan"]);
+    assert!(out.contains("/dev/zero: not a regular file"), "{out}");
+
+    let replaces = ".replace(\"\", \"xx\")".repeat(12);
+    w.write(
+        "replace.yaml",
+        &config.replace(
+            "first_name: user.first",
+            &format!("first_name: 'user.first{replaces}'"),
+        ),
+    );
+    let out = timed(&["--config", "replace.yaml", "plan"]);
+    assert!(out.contains("the limit is 1 MiB per value"), "{out}");
+    assert!(out.contains("matches nobody"), "{out}");
+}
