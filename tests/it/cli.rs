@@ -824,7 +824,7 @@ fn a_config_that_matches_nobody_is_an_error() {
         "{sync}"
     );
     assert!(
-        !sync["errors"].as_array().map_or(true, Vec::is_empty),
+        !sync["errors"].as_array().is_none_or(Vec::is_empty),
         "{sync}"
     );
     // Nothing can be applied from it.
