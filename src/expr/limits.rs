@@ -487,7 +487,9 @@ fn visit(expr: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
 /// they are (the list appended by `map`/`filter` included), the rest is the user's and is
 /// instrumented.
 fn bookkeeping(expr: &mut IdedExpr, accu: &str) {
-    if !mentions(expr, accu) {
+    // A nested comprehension is the user's: every macro names its accumulator `@result`, so
+    // the inner one's mentions are its own.
+    if matches!(expr.expr, Node::Comprehension(_)) || !mentions(expr, accu) {
         instrument(expr);
         return;
     }
