@@ -834,3 +834,28 @@ fn records_filtered_out_by_where_do_not_count_as_valid() {
     let p = run(&spec(), &[], &[], None);
     assert!(p.plan.errors.is_empty());
 }
+
+/// Issue 7 point 3: a record on which an expression exceeds the CEL limits is invalid with that
+/// reason; the other records are planned as usual.
+#[test]
+fn a_record_over_the_expression_limits_is_invalid() {
+    let mut s = spec();
+    s.fields[1].1 = Some(expr(&format!(
+        "user.first{}",
+        ".replace(\"P\", \"PPPPPPPP\")".repeat(12)
+    )));
+    let mut records: Vec<SourceRecord> = (0..2).map(person).collect();
+    records[1].data["first"] = json!("Ann");
+    let p = run(&s, &records, &[], None);
+    assert!(p.plan.errors.is_empty(), "{:?}", p.plan.errors);
+    assert_eq!(p.plan.invalid.len(), 1);
+    assert_eq!(p.plan.invalid[0].record, "row 1");
+    assert!(
+        p.plan.invalid[0]
+            .reason
+            .contains("the limit is 1 MiB per value"),
+        "{}",
+        p.plan.invalid[0].reason
+    );
+    assert_eq!(actions(&p), vec![(Action::Create, "p1@example.com".into())]);
+}
