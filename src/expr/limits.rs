@@ -39,7 +39,7 @@ use cel::common::value::{CowVal, Val};
 use cel::{Env, ExecutionError, IdedExpr};
 
 /// The largest string, bytes, list or map an expression may build or read, in bytes (list and
-/// map entries count [`ENTRY_BYTES`] each on top of their contents). No field of an account
+/// map entries count 16 bytes each on top of their contents). No field of an account
 /// comes near it.
 pub const MAX_VALUE_BYTES: u64 = 1024 * 1024;
 /// The most bytes one evaluation may build in all.

@@ -1,6 +1,6 @@
 //! Renders a plan document as text (terminal) or markdown (PR comments).
 //!
-//! Both views are pure functions of [`PlanDocument`](crate::plan::PlanDocument) so that `plan`, `show PLANFILE` and CI
+//! Both views are pure functions of [`PlanDocument`] so that `plan`, `show PLANFILE` and CI
 //! comments always agree. They keep the document's order: the planner owns ordering.
 //! Every string that comes from source or target data goes through `clean` so hostile data
 //! cannot inject terminal escapes or break a line-based layout.
