@@ -359,7 +359,22 @@ impl Engine {
         live: &HashMap<String, Result<Vec<LiveAccount>, String>>,
     ) -> Vec<String> {
         let mut problems = Vec::new();
-        if doc.config.sha256 != self.loaded.sha256 {
+        let current = self.loaded.path.display().to_string();
+        // The same file named two ways (`./headcount.yaml`, an absolute path) is still the same.
+        let same_file = doc.config.path == current
+            || matches!(
+                (
+                    std::fs::canonicalize(&doc.config.path),
+                    std::fs::canonicalize(&self.loaded.path),
+                ),
+                (Ok(a), Ok(b)) if a == b
+            );
+        if doc.config.sha256 != self.loaded.sha256 && !same_file {
+            problems.push(format!(
+                "the plan was made with another config file, {}, not {current}: apply it with `headcount --config {} apply PLANFILE`, or make a new plan with this config",
+                doc.config.path, doc.config.path
+            ));
+        } else if doc.config.sha256 != self.loaded.sha256 {
             problems.push(format!(
                 "the config {} changed since the plan was made (sha256 {} then, {} now)",
                 self.loaded.path.display(),

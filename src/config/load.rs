@@ -176,6 +176,23 @@ pub fn parse(text: &str, path_for_messages: &Path) -> Result<Config, ConfigError
             ),
             None => help.to_string(),
         };
+        // The scanner reports a tab where the scalar before it began or ended, often on the
+        // line above: point at the tab itself.
+        if !e.budget
+            && e.message.contains("tab")
+            && let Some((line, col)) = first_tab_from(text, e.mark.line)
+        {
+            return ConfigError::new(
+                kind,
+                &name,
+                format!(
+                    "YAML syntax error: a tab character at line {line}, column {col}: YAML indents with spaces only"
+                ),
+            )
+            .at(&shared, line, col, 1)
+            .with_label("tab")
+            .with_help("replace the tab with spaces");
+        }
         ConfigError::new(kind, &name, format!("{prefix}{}", e.message))
             .at(&shared, e.mark.line, e.mark.col, 1)
             .with_help(help)
@@ -183,6 +200,25 @@ pub fn parse(text: &str, path_for_messages: &Path) -> Result<Config, ConfigError
     check_version(&tree, &shared, &name)?;
     serde_saphyr::from_str_with_options::<Config>(text, options())
         .map_err(|e| translate(&e, &tree, &shared, &name))
+}
+
+/// The line and column (1-based, in chars) of the first tab on `line` or after it. The scanner
+/// may report a position just past the tab, or on the line above it.
+fn first_tab_from(text: &str, line: u32) -> Option<(u32, u32)> {
+    for (i, l) in text.split('\n').enumerate() {
+        let n = u32::try_from(i + 1).ok()?;
+        if n < line {
+            continue;
+        }
+        if let Some(c) = l
+            .chars()
+            .enumerate()
+            .find_map(|(c, ch)| (ch == '\t').then_some(c))
+        {
+            return Some((n, u32::try_from(c + 1).ok()?));
+        }
+    }
+    None
 }
 
 /// Options for the typed pass. The tree pass has already bounded size, nodes, depth and alias
@@ -400,11 +436,15 @@ fn refine(tree: &Tree, section: &str, entry_name: &str, want: &str) -> Option<No
         };
         (err, visited)
     };
-    if attempt(0).0.as_deref() == Some(want) {
+    // serde-saphyr and serde_json print floats differently (a number too large for an integer
+    // is read as one), so floats are left out of the comparison.
+    let want = loose_floats(want);
+    let matches = |n: usize| attempt(n).0.is_some_and(|e| loose_floats(&e) == want);
+    if matches(0) {
         return kind.map(|(_, v)| v);
     }
     let total = attempt(MAX_STEPS + 1).1.len();
-    if total > MAX_STEPS || attempt(total).0.as_deref() != Some(want) {
+    if total > MAX_STEPS || !matches(total) {
         return None;
     }
     // Once the culprit is in, every longer prefix fails on it too (serde stops at the first
@@ -412,13 +452,24 @@ fn refine(tree: &Tree, section: &str, entry_name: &str, want: &str) -> Option<No
     let (mut lo, mut hi) = (1, total);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        if attempt(mid).0.as_deref() == Some(want) {
+        if matches(mid) {
             hi = mid;
         } else {
             lo = mid + 1;
         }
     }
     attempt(lo).1.last().copied()
+}
+
+/// `floating point `1e23`` → `floating point`, for comparing serde messages.
+fn loose_floats(message: &str) -> String {
+    match message.split_once("floating point `") {
+        Some((head, rest)) => match rest.split_once('`') {
+            Some((_, tail)) => format!("{head}floating point{tail}"),
+            None => message.to_string(),
+        },
+        None => message.to_string(),
+    }
 }
 
 /// The nearest candidate by edit distance, or else one that the word is a prefix of
@@ -672,6 +723,30 @@ fn translate(
                 format!("{key_ctx} has the wrong type: expected {expected}"),
             )
             .with_label(format!("expected {expected}"))
+        }
+        // A whole number too large for its field reaches serde as a float: say so.
+        E::SerdeInvalidType { expected, .. }
+            if node
+                .and_then(|id| tree.scalar(id))
+                .is_some_and(|t| {
+                    let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+                    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+                }) =>
+        {
+            let largest = match expected.as_str() {
+                "u8" => u64::from(u8::MAX).to_string(),
+                "u16" => u64::from(u16::MAX).to_string(),
+                "u32" => u32::MAX.to_string(),
+                "i32" => i32::MAX.to_string(),
+                "i64" => i64::MAX.to_string(),
+                _ => u64::MAX.to_string(),
+            };
+            ConfigError::new(
+                ErrorKind::Type,
+                name,
+                format!("{key_ctx} is too large a number: the largest it takes is {largest}"),
+            )
+            .with_label("too large")
         }
         E::SerdeInvalidType {
             unexpected,

@@ -26,13 +26,18 @@ pub(super) const MAX_DEPTH: usize = 32;
 /// Whether `expr` nests at most `MAX_DEPTH` levels. Stops descending past the limit, so it is
 /// safe on any tree the parser returns.
 pub(super) fn depth_within_limit(expr: &IdedExpr) -> bool {
-    fn within(expr: &IdedExpr, depth: usize) -> bool {
-        if depth > MAX_DEPTH {
+    depth_within(expr, MAX_DEPTH)
+}
+
+/// Whether `expr` nests at most `max` levels.
+pub(super) fn depth_within(expr: &IdedExpr, max: usize) -> bool {
+    fn within(expr: &IdedExpr, depth: usize, max: usize) -> bool {
+        if depth > max {
             return false;
         }
-        children(expr).iter().all(|c| within(c, depth + 1))
+        children(expr).iter().all(|c| within(c, depth + 1, max))
     }
-    within(expr, 1)
+    within(expr, 1, max)
 }
 
 /// The direct sub-expressions of `expr`.
@@ -297,7 +302,7 @@ pub(super) fn rewrite_matches(expr: &mut IdedExpr) {
     }
 }
 
-fn children_mut(expr: &mut IdedExpr) -> Vec<&mut IdedExpr> {
+pub(super) fn children_mut(expr: &mut IdedExpr) -> Vec<&mut IdedExpr> {
     match &mut expr.expr {
         Node::Unspecified | Node::Ident(_) | Node::Literal(_) => Vec::new(),
         Node::Call(call) => call

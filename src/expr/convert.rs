@@ -62,6 +62,13 @@ pub(super) fn json_to_val(value: &Value, depth: usize) -> Result<Box<dyn Val + '
                 Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN)))
             }
         }
+        Value::String(s) if s.len() as u64 > super::limits::MAX_VALUE_BYTES => {
+            return Err(EvalError(format!(
+                "the record holds a value of {}; expressions read values up to {}",
+                super::limits::show_bytes(s.len() as u64),
+                super::limits::show_bytes(super::limits::MAX_VALUE_BYTES)
+            )));
+        }
         Value::String(s) => Box::new(CelString::from(s.as_str())),
         Value::Array(items) => {
             let items = items
@@ -198,6 +205,10 @@ fn operator(name: &str) -> &str {
         "div" => "/",
         "rem" => "%",
         super::library::CACHED_MATCHES => "matches",
+        super::limits::ADD => "+",
+        super::limits::REPLACE => "replace",
+        super::limits::JOIN => "join",
+        super::limits::CHECK | super::limits::RANGE => "limit",
         other => other,
     }
 }

@@ -163,6 +163,7 @@ fn build_env() -> Result<Env, String> {
     let mut env = Env::stdlib();
     let declare = |env: &mut Env| -> Result<(), cel::DeclarationError> {
         extensions::strings(env)?;
+        super::limits::declare(env)?;
         env.add_overload("lower", "lower_string", vec![STRING_TYPE], lower)?;
         env.add_member_overload("lower", "string_lower", STRING_TYPE, vec![], lower)?;
         env.add_overload("upper", "upper_string", vec![STRING_TYPE], upper)?;
@@ -209,17 +210,17 @@ fn string_arg<'a>(
 
 fn lower<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
     let s = string_arg("lower", &args, 0)?;
-    Ok(CowVal::owned(CelString::from(s.to_lowercase())))
+    super::limits::charged(CowVal::owned(CelString::from(s.to_lowercase())))
 }
 
 fn upper<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
     let s = string_arg("upper", &args, 0)?;
-    Ok(CowVal::owned(CelString::from(s.to_uppercase())))
+    super::limits::charged(CowVal::owned(CelString::from(s.to_uppercase())))
 }
 
 fn trim<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
     let s = string_arg("trim", &args, 0)?;
-    Ok(CowVal::owned(CelString::from(s.trim().to_owned())))
+    super::limits::charged(CowVal::owned(CelString::from(s.trim().to_owned())))
 }
 
 /// How many compiled patterns each thread keeps; past that the cache starts over, which only

@@ -14,6 +14,7 @@
 mod check;
 mod convert;
 mod library;
+mod limits;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +28,7 @@ use cel::{Context, Env, ExecutionError, IdedExpr};
 use serde_json::Value;
 
 pub use library::FUNCTIONS_DOC;
+pub use limits::{MAX_EVAL_BYTES, MAX_STEPS, MAX_VALUE_BYTES};
 
 /// The longest expression accepted, in chars. Far above any sensible expression; bounds the
 /// work and memory of parsing text that is not one.
@@ -147,14 +149,21 @@ impl Expr {
 
 impl Compiled {
     fn eval(&self, user: &Value, source: &str) -> Result<Value, EvalError> {
+        limits::start();
         let variables = Variables {
             user: convert::user_to_val(user, self.access.keys.as_deref())?,
             source: CelString::from(source),
         };
         let mut context = Context::with_env(Arc::clone(&self.env));
         context.set_variable_resolver(&variables);
-        let result = cel::Value::resolve_val(&self.ast, &context)
-            .map_err(|e| EvalError(convert::describe(&e, self.missing_path(&e, user))))?;
+        let result = cel::Value::resolve_val(&self.ast, &context).map_err(|e| {
+            let path = self.missing_path(&e, user);
+            let mut message = convert::describe(&e, path);
+            if let Some(hint) = path.and_then(|p| spaced_key(user, p)) {
+                message.push_str(&hint);
+            }
+            EvalError(message)
+        })?;
         convert::val_to_json(result.as_ref(), 0)
     }
 
@@ -178,6 +187,23 @@ impl Compiled {
             None
         })
     }
+}
+
+/// When the record lacks `path`'s last key but has it with stray spaces (a CSV header such as
+/// `email ` or ` email`), says so: the plain "not set" would send people looking elsewhere.
+fn spaced_key(user: &Value, path: &[String]) -> Option<String> {
+    let (last, parent) = path.split_last()?;
+    let mut node = user;
+    for segment in parent {
+        node = node.get(segment)?;
+    }
+    let found = node
+        .as_object()?
+        .keys()
+        .find(|k| k.trim() == last.as_str() && *k != last)?;
+    Some(format!(
+        "; the record has `{found:?}` with stray spaces: trim the name in the source (the CSV header) so it reads `{last}`"
+    ))
 }
 
 /// The two variables of an evaluation. Served through a resolver rather than bound on the
@@ -225,6 +251,13 @@ fn compile_on_this_thread(
     )?;
     check::rewrite_matches(&mut ast);
     let access = check::user_access(&ast);
+    limits::instrument(&mut ast);
+    if !check::depth_within(&ast, limits::MAX_INSTRUMENTED_DEPTH) {
+        return Err(CompileError {
+            message: "expression chains too many calls that build values (lists, `format`, `substring`, ...) inside each other; split it or simplify it".to_owned(),
+            offset: None,
+        });
+    }
     Ok((ast, access))
 }
 

@@ -708,3 +708,87 @@ fn regex_cache_survives_many_patterns() {
         assert_eq!(expr.eval(&record, "s").unwrap(), json!(true));
     }
 }
+
+/// Issue 7 point 3: an expression cannot grow without bound. Each case must fail on the record
+/// quickly, naming the limit.
+#[test]
+fn evaluation_is_bounded() {
+    let record = json!({
+        "name": "Ann Archer",
+        "groups": ["a", "b", "c"],
+        "big": "x".repeat(200_000),
+        "huge": "y".repeat(2 * 1024 * 1024),
+        "many": (0..400).map(|i| i.to_string()).collect::<Vec<_>>(),
+    });
+    let twelve_replaces = format!("user.name{}", ".replace(\"n\", \"nnnnnnnn\")".repeat(12));
+    let cases: Vec<(String, &str)> = vec![
+        (twelve_replaces, "per value"),
+        ("user.big.replace(\"x\", user.big)".to_owned(), "per value"),
+        (
+            "user.big + user.big + user.big + user.big + user.big + user.big".to_owned(),
+            "per value",
+        ),
+        (
+            "[user.big, user.big, user.big, user.big, user.big, user.big]".to_owned(),
+            "per value",
+        ),
+        (
+            "user.big.split(\"\").join(user.big)".to_owned(),
+            "per value",
+        ),
+        ("user.big.split(\"\").map(x, user.big)".to_owned(), "limit"),
+        (
+            "user.big.split(\"\").all(a, user.groups.all(b, user.groups.all(c, a != c)))"
+                .to_owned(),
+            "limit",
+        ),
+        (
+            "user.many.all(a, user.many.all(b, user.many.all(c, true)))".to_owned(),
+            "steps",
+        ),
+        (
+            "user.huge.size() > 0".to_owned(),
+            "expressions read values up to 1 MiB",
+        ),
+    ];
+    for (source, words) in cases {
+        let expr = Expr::compile(&source).unwrap_or_else(|e| panic!("{source}: {e}"));
+        let started = std::time::Instant::now();
+        let err = expr.eval(&record, "hr").expect_err(&source);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{source} took {:?}",
+            started.elapsed()
+        );
+        assert!(err.0.contains(words), "{source}: {err}");
+    }
+    // Ordinary expressions are unaffected.
+    for (source, want) in [
+        ("user.name.replace(\"Ann\", \"Anna\")", json!("Anna Archer")),
+        ("user.groups.join(\",\")", json!("a,b,c")),
+        ("user.groups.map(g, g + \"!\")", json!(["a!", "b!", "c!"])),
+        ("user.groups.filter(g, g != \"b\")", json!(["a", "c"])),
+        ("size(user.big + user.big)", json!(400_000)),
+        ("\"a-b\".replace(\"-\", \"\", 1)", json!("ab")),
+        ("\"ab\".replace(\"\", \"-\")", json!("-a-b-")),
+        ("[1] + [2]", json!([1, 2])),
+        ("1 + 2", json!(3)),
+    ] {
+        let expr = Expr::compile(source).unwrap_or_else(|e| panic!("{source}: {e}"));
+        assert_eq!(expr.eval(&record, "hr").unwrap(), want, "{source}");
+    }
+}
+
+/// Issue 7 point 10: a CSV header with stray spaces is named with the trimmed name to use.
+#[test]
+fn a_key_with_stray_spaces_is_suggested() {
+    let expr = Expr::compile("user.email").unwrap();
+    let err = expr
+        .eval(&json!({" email ": "a@x.io", "name": "Ann"}), "hr")
+        .unwrap_err();
+    assert!(err.0.contains("user.email is not set"), "{err}");
+    assert!(err.0.contains("`\" email \"` with stray spaces"), "{err}");
+    assert!(err.0.contains("reads `email`"), "{err}");
+    let err = expr.eval(&json!({"name": "Ann"}), "hr").unwrap_err();
+    assert!(!err.0.contains("stray"), "{err}");
+}

@@ -115,6 +115,57 @@ pub enum SecretError {
     },
     #[error("secret {0} is empty")]
     Empty(String),
+    #[error(
+        "secret file `{0}` is not a regular file (a device, pipe or folder): point `file:` at a file holding only the secret"
+    )]
+    NotAFile(String),
+    #[error(
+        "secret file `{path}` is larger than {limit} bytes: a secret file holds only the secret (a token or a key), check that `file:` names the right file"
+    )]
+    TooLarge { path: String, limit: u64 },
+}
+
+/// The largest secret file read. Keys and tokens are a few KiB; the cap keeps a path such as
+/// `/dev/zero` or a log file from being read into memory.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a secret file: a regular file (checked before opening, so a FIFO cannot block the
+/// run) of at most [`MAX_SECRET_FILE_BYTES`] (read through a bounded reader, since a file can
+/// grow between the check and the read).
+fn read_secret_file(full: &std::path::Path) -> Result<String, SecretError> {
+    use std::io::Read;
+    let shown = || full.display().to_string();
+    let io = |source| SecretError::File {
+        path: shown(),
+        source,
+    };
+    let meta = std::fs::metadata(full).map_err(io)?;
+    if !meta.is_file() {
+        return Err(SecretError::NotAFile(shown()));
+    }
+    if meta.len() > MAX_SECRET_FILE_BYTES {
+        return Err(SecretError::TooLarge {
+            path: shown(),
+            limit: MAX_SECRET_FILE_BYTES,
+        });
+    }
+    let file = std::fs::File::open(full).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(SecretError::TooLarge {
+            path: shown(),
+            limit: MAX_SECRET_FILE_BYTES,
+        });
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file is not UTF-8 text",
+        ))
+    })
 }
 
 impl SecretRef {
@@ -126,11 +177,7 @@ impl SecretRef {
             }
             SecretRef::File(path) => {
                 let full = base_dir.join(path);
-                std::fs::read_to_string(&full)
-                    .map_err(|source| SecretError::File {
-                        path: full.display().to_string(),
-                        source,
-                    })?
+                read_secret_file(&full)?
                     .trim_end_matches(['\n', '\r'])
                     .to_string()
             }
@@ -147,5 +194,49 @@ impl SecretRef {
             SecretRef::Env(n) => format!("env {n}"),
             SecretRef::File(p) => format!("file {p}"),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_file_is_small_and_regular() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ok"), "token\n").unwrap();
+        let ok = SecretRef::File("ok".into()).resolve(dir.path()).unwrap();
+        assert_eq!(secrecy::ExposeSecret::expose_secret(&ok), "token");
+
+        let big = vec![b'a'; (MAX_SECRET_FILE_BYTES + 1) as usize];
+        std::fs::write(dir.path().join("big"), big).unwrap();
+        let err = SecretRef::File("big".into())
+            .resolve(dir.path())
+            .unwrap_err();
+        assert!(matches!(err, SecretError::TooLarge { .. }), "{err}");
+
+        // A device that never ends, and a folder: refused before any read.
+        let started = std::time::Instant::now();
+        let err = SecretRef::File("/dev/zero".into())
+            .resolve(dir.path())
+            .unwrap_err();
+        assert!(matches!(err, SecretError::NotAFile(_)), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let err = SecretRef::File(".".into()).resolve(dir.path()).unwrap_err();
+        assert!(matches!(err, SecretError::NotAFile(_)), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_does_not_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo failed");
+        let err = SecretRef::File("fifo".into())
+            .resolve(dir.path())
+            .unwrap_err();
+        assert!(matches!(err, SecretError::NotAFile(_)), "{err}");
     }
 }

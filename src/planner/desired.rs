@@ -10,7 +10,7 @@ use super::SyncSpec;
 use super::values;
 use crate::model::SourceRecord;
 use crate::model::{FieldSpec, IdentityNorm};
-use crate::plan::{Conflict, Invalid};
+use crate::plan::{Conflict, Invalid, SyncPlan};
 
 /// What one in-scope record asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +113,66 @@ pub(crate) fn evaluate(spec: &SyncSpec, records: &[SourceRecord]) -> DesiredSet 
                 .extend(d.identity.iter().map(|(k, v)| (k.clone(), v.clone())));
         } else {
             out.accounts.push(d);
+        }
+    }
+    out
+}
+
+/// The error for a sync whose every in-scope record is invalid (at least one): it names the
+/// commonest reason, because one config mistake (a typo, a missing column) usually explains
+/// them all. Records filtered out by `where` do not count; identity conflicts are valid records.
+pub(crate) fn nobody_matches(accounts: &[Desired], plan: &SyncPlan) -> Option<String> {
+    if !accounts.is_empty() || !plan.conflicts.is_empty() || plan.invalid.is_empty() {
+        return None;
+    }
+    // Reasons quote the record's values ("`+` cannot be applied to \"Ann\" and 1"): records
+    // are grouped by the reason with quoted values blanked, and the first one's words shown.
+    let mut counts: Vec<(String, &str, usize)> = Vec::new();
+    for invalid in &plan.invalid {
+        let shape = reason_shape(&invalid.reason);
+        match counts.iter_mut().find(|(s, _, _)| *s == shape) {
+            Some((_, _, n)) => *n += 1,
+            None => counts.push((shape, &invalid.reason, 1)),
+        }
+    }
+    // The commonest; on a tie, the first seen (records keep the source's order).
+    let (reason, n) = counts
+        .iter()
+        .fold(None::<(&str, usize)>, |best, (_, r, n)| match best {
+            Some((_, m)) if m >= *n => best,
+            _ => Some((r, *n)),
+        })?;
+    let total = plan.invalid.len();
+    let share = if n == total {
+        format!("all {total}")
+    } else {
+        format!("{n} of {total}")
+    };
+    Some(format!(
+        "every record of source `{}` in this sync is invalid ({total}), so it matches nobody: this is a mistake in the config or the source, not \"no changes\". Most common reason ({share} records): {reason}",
+        plan.source
+    ))
+}
+
+/// A reason with its double-quoted values blanked, so that reasons differing only in the
+/// record's data count as one.
+fn reason_shape(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in reason.chars() {
+        if quoted {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, '"') => {
+                    quoted = false;
+                    out.push('"');
+                }
+                _ => escaped = false,
+            }
+        } else {
+            out.push(c);
+            quoted = c == '"';
         }
     }
     out

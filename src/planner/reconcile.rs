@@ -111,6 +111,14 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
     let desired_set = desired::evaluate(spec, records);
     plan.invalid = desired_set.invalid;
     plan.conflicts = desired_set.conflicts;
+    if let Some(error) = desired::nobody_matches(&desired_set.accounts, &plan) {
+        // A config mistake (a typo in a field, a missing column), not "no changes": nothing
+        // is planned, so removals cannot follow from it either.
+        plan.errors.push(error);
+        plan.summary.invalid = plan.invalid.len();
+        plan.summary.conflicts = plan.conflicts.len();
+        return PlannedSync { plan, secrets };
+    }
     let specs = desired::field_specs(spec);
     let norms: BTreeMap<&str, IdentityNorm> = spec
         .identity

@@ -780,3 +780,122 @@ fn control_characters_in_identity_values_make_the_record_invalid() {
         }
     }
 }
+
+/// A config that matches nobody (SPEC section 6.4): when every in-scope record is invalid, the
+/// sync is an error naming the commonest reason, never "no changes".
+#[test]
+fn a_sync_whose_every_record_is_invalid_is_an_error() {
+    let records: Vec<SourceRecord> = (0..3).map(person).collect();
+    // (what goes wrong, field → expression override, words the error must carry)
+    let cases: &[(&str, (&str, &str), &str)] = &[
+        (
+            "typo in a key",
+            ("first_name", "user.firstname"),
+            "user.firstname is not set",
+        ),
+        (
+            "CEL type error",
+            ("first_name", "user.first + 1"),
+            "`+` cannot be applied",
+        ),
+        (
+            "no email column",
+            ("email", "user.mail"),
+            "user.mail is not set",
+        ),
+        (
+            "a bool into a text field",
+            ("last_name", "user.last == \"Person\""),
+            "type mismatch",
+        ),
+        (
+            "a number into a text field",
+            ("last_name", "size(user.last)"),
+            "type mismatch",
+        ),
+    ];
+    for (what, (field, source), words) in cases {
+        let mut s = spec();
+        for (name, e) in &mut s.fields {
+            if name == field {
+                *e = Some(expr(source));
+            }
+        }
+        let p = run(&s, &records, &[], None);
+        assert_eq!(p.plan.errors.len(), 1, "{what}: {:?}", p.plan.errors);
+        let error = &p.plan.errors[0];
+        assert!(error.contains("matches nobody"), "{what}: {error}");
+        assert!(error.contains("all 3 records"), "{what}: {error}");
+        assert!(error.contains(words), "{what}: {error}");
+        assert!(p.plan.changes.is_empty(), "{what}");
+        assert_eq!(p.plan.summary.invalid, 3, "{what}");
+    }
+
+    // The commonest reason wins, whatever comes first.
+    let mut s = spec();
+    s.fields[1].1 = Some(expr("user.first == \"P0\" ? 1 : user.nick"));
+    let p = run(&s, &records, &[], None);
+    let error = &p.plan.errors[0];
+    assert!(error.contains("(2 of 3 records)"), "{error}");
+    assert!(error.contains("user.nick is not set"), "{error}");
+    insta::assert_yaml_snapshot!(p.plan);
+}
+
+#[test]
+fn some_invalid_records_are_counted_not_an_error() {
+    let mut records: Vec<SourceRecord> = (0..2).map(person).collect();
+    records[1].data["first"] = json!(true);
+    let p = run(&spec(), &records, &[], None);
+    assert!(p.plan.errors.is_empty(), "{:?}", p.plan.errors);
+    assert_eq!(p.plan.summary.invalid, 1);
+    assert!(p.plan.invalid[0].reason.contains("type mismatch"));
+    assert_eq!(actions(&p), vec![(Action::Create, "p0@example.com".into())]);
+}
+
+#[test]
+fn records_filtered_out_by_where_do_not_count_as_valid() {
+    let records: Vec<SourceRecord> = (0..3).map(person).collect();
+    // Every record filtered out: nothing to do, no error.
+    let mut s = spec();
+    s.where_ = Some(expr("user.first == \"nobody\""));
+    let p = run(&s, &records, &[], None);
+    assert!(p.plan.errors.is_empty() && p.plan.invalid.is_empty());
+    // The only record in scope is invalid: the sync matches nobody.
+    s.where_ = Some(expr("user.first == \"P1\""));
+    s.fields[1].1 = Some(expr("user.firstname"));
+    let p = run(&s, &records, &[], None);
+    assert_eq!(p.plan.errors.len(), 1);
+    assert!(
+        p.plan.errors[0].contains("(all 1 records)"),
+        "{:?}",
+        p.plan.errors
+    );
+    // An empty source is not "every record invalid".
+    let p = run(&spec(), &[], &[], None);
+    assert!(p.plan.errors.is_empty());
+}
+
+/// Issue 7 point 3: a record on which an expression exceeds the CEL limits is invalid with that
+/// reason; the other records are planned as usual.
+#[test]
+fn a_record_over_the_expression_limits_is_invalid() {
+    let mut s = spec();
+    s.fields[1].1 = Some(expr(&format!(
+        "user.first{}",
+        ".replace(\"P\", \"PPPPPPPP\")".repeat(12)
+    )));
+    let mut records: Vec<SourceRecord> = (0..2).map(person).collect();
+    records[1].data["first"] = json!("Ann");
+    let p = run(&s, &records, &[], None);
+    assert!(p.plan.errors.is_empty(), "{:?}", p.plan.errors);
+    assert_eq!(p.plan.invalid.len(), 1);
+    assert_eq!(p.plan.invalid[0].record, "row 1");
+    assert!(
+        p.plan.invalid[0]
+            .reason
+            .contains("the limit is 1 MiB per value"),
+        "{}",
+        p.plan.invalid[0].reason
+    );
+    assert_eq!(actions(&p), vec![(Action::Create, "p1@example.com".into())]);
+}

@@ -10,6 +10,7 @@ use crate::model::{FieldSpec, FieldType};
 
 /// Coerces a desired value into what the field can hold, or says why it cannot.
 pub(crate) fn desired_value(spec: &FieldSpec, name: &str, raw: &Value) -> Result<Value, String> {
+    text_not_scalar(spec, name, raw)?;
     let value = coerce(spec, name, raw)?;
     let value = match (value, spec.empty_means) {
         (Value::Null, Some(default)) => Value::String(default.to_string()),
@@ -23,6 +24,28 @@ pub(crate) fn desired_value(spec: &FieldSpec, name: &str, raw: &Value) -> Result
         ));
     }
     Ok(value)
+}
+
+/// A bool or a number from an expression into a text field (string, email, one of a set) is a
+/// type mismatch: writing `"false"` into a name is a config mistake, never what was meant.
+/// Only desired values are held to this; live values are read leniently.
+fn text_not_scalar(spec: &FieldSpec, name: &str, raw: &Value) -> Result<(), String> {
+    let text_field = matches!(
+        spec.ty,
+        FieldType::String | FieldType::Email | FieldType::Enum(_)
+    );
+    let kind = match raw {
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        _ => return Ok(()),
+    };
+    if text_field {
+        return Err(format!(
+            "type mismatch: `{name}` holds text but the expression gives {kind} ({}): convert it with string(...) or map it to text, e.g. `cond ? \"yes\" : \"no\"`",
+            short(raw)
+        ));
+    }
+    Ok(())
 }
 
 /// Normalises a value read from the target for comparison; never fails (odd live values are
@@ -175,7 +198,21 @@ mod tests {
         let cases: &[(TargetKind, &str, Value, Result<Value, &str>)] = &[
             (MojoHelpdesk, "first_name", json!("Ann"), Ok(json!("Ann"))),
             (MojoHelpdesk, "first_name", json!(""), Ok(Value::Null)),
-            (MojoHelpdesk, "first_name", json!(42), Ok(json!("42"))),
+            (MojoHelpdesk, "first_name", json!(42), Err("type mismatch")),
+            (
+                MojoHelpdesk,
+                "first_name",
+                json!(false),
+                Err("type mismatch"),
+            ),
+            (
+                MojoHelpdesk,
+                "first_name",
+                json!(1.5),
+                Err("gives a number"),
+            ),
+            (MojoHelpdesk, "email", json!(true), Err("gives a bool")),
+            (MojoHelpdesk, "role", json!(1), Err("type mismatch")),
             (
                 MojoHelpdesk,
                 "first_name",

@@ -176,11 +176,7 @@ fn footer(doc: &PlanDocument, hidden_changes: usize, hidden_problems: usize) -> 
              run headcount plan locally for the full list.\n\n"
         ));
     }
-    s.push_str(&plan_line(
-        doc.total_changes(),
-        doc.has_errors(),
-        "No changes.",
-    ));
+    s.push_str(&plan_line(doc, "No changes."));
     s.push('\n');
     s
 }

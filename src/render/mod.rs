@@ -1,6 +1,6 @@
 //! Renders a plan document as text (terminal) or markdown (PR comments).
 //!
-//! Both views are pure functions of [`PlanDocument`](crate::plan::PlanDocument) so that `plan`, `show PLANFILE` and CI
+//! Both views are pure functions of [`PlanDocument`] so that `plan`, `show PLANFILE` and CI
 //! comments always agree. They keep the document's order: the planner owns ordering.
 //! Every string that comes from source or target data goes through `clean` so hostile data
 //! cannot inject terminal escapes or break a line-based layout.
@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use crate::plan::{Action, Change, FieldDiff, Summary, SyncPlan};
+use crate::plan::{Action, Change, FieldDiff, PlanDocument, Summary, SyncPlan};
 
 pub use markdown::{MARKDOWN_LIMIT, markdown};
 pub use text::{TextOptions, text};
@@ -81,18 +81,35 @@ pub(crate) fn summary_parts(sync: &SyncPlan) -> Vec<(Part, String)> {
 fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("{n} {word}")
+    } else if let Some(stem) = word.strip_suffix('y') {
+        format!("{n} {stem}ies")
     } else {
         format!("{n} {word}s")
     }
 }
 
 /// The last line of both views. A plan whose syncs failed never claims "no changes": the
-/// accounts were not compared, so saying they match would be false.
-pub(crate) fn plan_line(total: usize, has_errors: bool, no_changes: &str) -> String {
-    if total == 0 && !has_errors {
-        no_changes.to_owned()
-    } else {
+/// accounts were not compared, so saying they match would be false. Skipped records (invalid,
+/// conflicting) are counted here too, so a config that matches nobody never reads as "no
+/// changes".
+pub(crate) fn plan_line(doc: &PlanDocument, no_changes: &str) -> String {
+    let total = doc.total_changes();
+    let invalid: usize = doc.syncs.iter().map(|s| s.invalid.len()).sum();
+    let conflicts: usize = doc.syncs.iter().map(|s| s.conflicts.len()).sum();
+    if total == 0 && !doc.has_errors() && invalid == 0 && conflicts == 0 {
+        return no_changes.to_owned();
+    }
+    let mut skipped = Vec::new();
+    if invalid > 0 {
+        skipped.push(plural(invalid, "invalid record"));
+    }
+    if conflicts > 0 {
+        skipped.push(plural(conflicts, "conflicting identity"));
+    }
+    if skipped.is_empty() {
         format!("Plan: {total} to change.")
+    } else {
+        format!("Plan: {total} to change; skipped: {}.", skipped.join(", "))
     }
 }
 

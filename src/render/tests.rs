@@ -481,3 +481,30 @@ fn line_diff_hides_far_context() {
     assert!(lines.contains(&DiffLine::Added("line ten".to_owned())));
     assert_eq!(lines.last(), Some(&DiffLine::Hidden(8)));
 }
+
+/// Invalid records are never hidden behind "No changes": every view's closing line counts
+/// them (the JSON document carries them in each sync's `summary.invalid`).
+#[test]
+fn invalid_records_are_counted_in_every_closing_line() {
+    let mut s = sync("staff", "hr", "helpdesk", vec![], 3);
+    s.invalid.push(Invalid {
+        record: "row 2".to_owned(),
+        reason: "field `first_name`: user.firstname is not set".to_owned(),
+    });
+    s.summary.invalid = 1;
+    let plan = doc(vec![s]);
+    let out = text(&plan, &PLAIN);
+    assert!(!out.contains("No changes"), "{out}");
+    assert!(
+        out.ends_with("Plan: 0 to change; skipped: 1 invalid record.\n"),
+        "{out}"
+    );
+    let md = markdown(&plan, MARKDOWN_LIMIT);
+    assert!(!md.contains("No changes"), "{md}");
+    assert!(
+        md.ends_with("\nPlan: 0 to change; skipped: 1 invalid record.\n"),
+        "{md}"
+    );
+    let json = serde_json::to_value(&plan).expect("plan serialises");
+    assert_eq!(json["syncs"][0]["summary"]["invalid"], 1);
+}

@@ -43,11 +43,7 @@ pub fn text(doc: &PlanDocument, opts: &TextOptions) -> String {
         let line = format!("Error: {what} errors; this plan cannot be applied.");
         let _ = writeln!(out, "{}", p.paint(Style::BoldRed, &line));
     }
-    let verdict = plan_line(
-        doc.total_changes(),
-        doc.has_errors(),
-        "No changes. Accounts match the configuration.",
-    );
+    let verdict = plan_line(doc, "No changes. Accounts match the configuration.");
     let _ = writeln!(out, "{}", p.paint(Style::Bold, &verdict));
     out
 }

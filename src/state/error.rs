@@ -9,11 +9,7 @@ use super::lock::{Liveness, LockInfo};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error(
-        "could not {action} {}: {source}; check that the directory exists, is writable by you \
-         and the disk is not full, then run the command again",
-        path.display()
-    )]
+    #[error("could not {action} {}: {source}; {}", path.display(), io_hint(action, source))]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -202,6 +198,27 @@ pub enum StateError {
     AmbiguousId { id: String, candidates: Vec<String> },
 }
 
+/// What to check after an I/O failure. A full disk is only suggested for writes (or when the
+/// system says so): a read that fails is about the file, its folder or its permissions.
+fn io_hint(action: &str, source: &io::Error) -> &'static str {
+    let reads = action.starts_with("read") || action.starts_with("open");
+    match source.kind() {
+        io::ErrorKind::StorageFull => "free some disk space, then run the command again",
+        io::ErrorKind::NotFound if reads => {
+            "check the state path in the config (`state.path`) and that the file is there, then run the command again"
+        }
+        io::ErrorKind::PermissionDenied if reads => {
+            "check that you may read the file and its folder, then run the command again"
+        }
+        _ if reads => {
+            "check that the path names a readable file (not a folder) and that its disk is healthy, then run the command again"
+        }
+        _ => {
+            "check that the directory exists, is writable by you and the disk is not full, then run the command again"
+        }
+    }
+}
+
 impl StateError {
     /// Shorthand for the I/O variant, used with `map_err`.
     pub(crate) fn io(
@@ -246,4 +263,29 @@ fn not_found_message(id: &str, suggestion: Option<&str>) -> String {
     }
     m.push_str(" Run `headcount state list` to see the managed accounts and their ids");
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 7 point 10: a failed read never suggests a full disk; a failed write may.
+    #[test]
+    fn a_read_error_does_not_suggest_a_full_disk() {
+        for kind in [
+            io::ErrorKind::PermissionDenied,
+            io::ErrorKind::NotFound,
+            io::ErrorKind::IsADirectory,
+            io::ErrorKind::InvalidData,
+        ] {
+            let e = StateError::io("read the state file", "/x/state.json")(io::Error::from(kind));
+            let text = e.to_string();
+            assert!(!text.contains("disk is not full"), "{text}");
+            assert!(!text.contains("disk space"), "{text}");
+        }
+        let e = StateError::io("write the state file", "/x/state.json")(io::Error::from(
+            io::ErrorKind::StorageFull,
+        ));
+        assert!(e.to_string().contains("free some disk space"), "{e}");
+    }
 }

@@ -79,7 +79,8 @@ fn first_plan_lists_creates_invalid_records_and_summary() {
     assert!(out.contains("password: (sensitive)"));
     assert!(!out.contains("s3cret-pw"), "secrets never appear in plans");
     assert!(out.contains("shorter than 6 characters"));
-    assert!(out.contains("Plan: 9 to change."));
+    // The fixture's two invalid rows are counted in the closing line (issue 7 point 4).
+    assert!(out.contains("Plan: 9 to change; skipped: 2 invalid records."));
     assert!(
         !out.contains('\x1b'),
         "no colour when stdout is not a terminal"
@@ -97,9 +98,12 @@ fn detailed_exitcode_and_strict() {
     w.run(&["plan", "--detailed-exitcode"]).code(2);
     w.run(&["plan", "--strict"]).code(1);
     w.apply();
+    // The fixture's invalid rows are never hidden behind "No changes".
     w.run(&["plan", "--detailed-exitcode"])
         .code(0)
-        .stdout(predicate::str::contains("No changes"));
+        .stdout(predicate::str::contains(
+            "Plan: 0 to change; skipped: 2 invalid records.",
+        ));
 }
 
 #[test]
@@ -201,7 +205,7 @@ fn apply_then_plan_is_a_no_op_and_state_is_private() {
     // Idempotent: a second apply finds nothing to do and writes no new export.
     w.run(&["apply", "--auto-approve"])
         .success()
-        .stdout(predicate::str::contains("No changes"));
+        .stdout(predicate::str::contains("Plan: 0 to change"));
     assert_eq!(w.exports(), vec!["export-000001"]);
 }
 
@@ -270,7 +274,7 @@ fn saved_plan_applies_once_then_is_stale() {
     let w = Work::new("e2e");
     w.run(&["plan", "--out", "plan.json"]).success();
     let shown = stdout_of(&w.run(&["show", "plan.json"]).success());
-    assert!(shown.contains("Plan: 9 to change."));
+    assert!(shown.contains("Plan: 9 to change; skipped: 2 invalid records."));
     w.run(&["apply", "plan.json"]).success();
     assert_eq!(w.exports().len(), 1);
     let users = fs::read_to_string(w.path("out/export-000001/users-001.csv")).expect("users");
@@ -1074,4 +1078,130 @@ fn a_failed_apply_leaves_no_empty_state_folder() {
     w.run(&["apply", "--auto-approve"]).code(1);
     assert!(!w.path(".headcount").exists(), "nothing written, no folder");
     assert!(w.exports().is_empty());
+}
+
+/// Issue 7 point 4: a config that matches nobody (a typo in a key) is an error naming the
+/// reason, exit 1 with or without --detailed-exitcode, never "No changes".
+#[test]
+fn a_config_that_matches_nobody_is_an_error() {
+    let w = Work::new("e2e");
+    let config = fs::read_to_string(w.path("headcount.yaml")).expect("config");
+    w.write(
+        "headcount.yaml",
+        &config.replace("first_name: user.first", "first_name: user.firstname"),
+    );
+    for extra in [&[][..], &["--detailed-exitcode"][..]] {
+        let mut args = vec!["plan"];
+        args.extend_from_slice(extra);
+        let a = w.run(&args).code(1);
+        let out = stdout_of(&a);
+        assert!(!out.contains("No changes"), "{out}");
+        assert!(out.contains("matches nobody"), "{out}");
+        assert!(out.contains("user.firstname is not set"), "{out}");
+    }
+    let json = w.plan_json(&[]);
+    let sync = &json["syncs"][0];
+    assert!(
+        sync["summary"]["invalid"].as_u64().unwrap_or(0) > 0,
+        "{sync}"
+    );
+    assert!(
+        !sync["errors"].as_array().is_none_or(Vec::is_empty),
+        "{sync}"
+    );
+    // Nothing can be applied from it.
+    w.run(&["apply", "--auto-approve"]).code(1);
+    assert!(w.exports().is_empty());
+}
+
+/// Issue 7 point 10: a plan applied with another config file says so, not "config changed".
+#[test]
+fn saved_plan_made_with_another_config_file_says_so() {
+    let w = Work::new("e2e");
+    w.run(&["plan", "--out", "plan.json"]).success();
+    let cfg = fs::read_to_string(w.path("headcount.yaml")).expect("cfg");
+    w.write(
+        "other.yaml",
+        &cfg.replace("removed: deactivate", "removed: delete"),
+    );
+    let a = w
+        .run(&["--config", "other.yaml", "apply", "plan.json"])
+        .code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("made with another config file, headcount.yaml, not other.yaml"),
+        "{err}"
+    );
+    assert!(!err.contains("changed since the plan"), "{err}");
+    assert!(w.exports().is_empty());
+}
+
+/// Issue 7 point 3: endless inputs end quickly with a clear error: a secret file at
+/// `/dev/zero`, a CSV source at `/dev/zero`, and twelve chained `replace` calls.
+#[test]
+fn endless_inputs_end_quickly_with_a_clear_error() {
+    let w = Work::new("e2e");
+    let config = fs::read_to_string(w.path("headcount.yaml")).expect("config");
+    let timed = |args: &[&str]| {
+        let started = std::time::Instant::now();
+        let out = w
+            .cmd()
+            .args(args)
+            .env("SCIM_TOKEN", "t0ken")
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .expect("run");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    let scim = "version: 1
+sources:
+  hr:
+    kind: csv
+    path: people.csv
+targets:
+  scim:
+    kind: scim
+    base_url: https://scim.example.com
+    token: { file: /dev/zero }
+syncs:
+  - name: staff
+    from: hr
+    to: scim
+    identity: [userName]
+    fields:
+      userName: user.email
+";
+    w.write("secret.yaml", scim);
+    let out = timed(&["--config", "secret.yaml", "plan"]);
+    assert!(out.contains("/dev/zero` is not a regular file"), "{out}");
+
+    w.write(
+        "zero.yaml",
+        &config.replace("path: people.csv", "path: /dev/zero"),
+    );
+    let out = timed(&["--config", "zero.yaml", "plan"]);
+    assert!(out.contains("/dev/zero: not a regular file"), "{out}");
+
+    let replaces = ".replace(\"\", \"xx\")".repeat(12);
+    w.write(
+        "replace.yaml",
+        &config.replace(
+            "first_name: user.first",
+            &format!("first_name: 'user.first{replaces}'"),
+        ),
+    );
+    let out = timed(&["--config", "replace.yaml", "plan"]);
+    assert!(out.contains("the limit is 1 MiB per value"), "{out}");
+    assert!(out.contains("matches nobody"), "{out}");
 }

@@ -425,3 +425,30 @@ fn truncated_prefixes_never_panic() {
         }
     }
 }
+
+/// Issue 7 point 10: the tab YAML rejects is pointed at, not the line above it.
+#[test]
+fn a_tab_is_pointed_at_where_it_is() {
+    let text = "version: 1\nsources:\n  hr:\n    kind: csv\n\tpath: people.csv\n";
+    let err = parse_err(text);
+    assert_eq!((err.line(), err.column()), (Some(5), Some(1)), "{err}");
+    assert!(err.message().contains("tab"), "{err}");
+    let err = parse_err("version: 1\nsources:\n\thr:\n    kind: csv\n");
+    assert_eq!((err.line(), err.column()), (Some(3), Some(1)), "{err}");
+}
+
+/// Issue 7 point 10: a number too large for its key names the key, also inside a source.
+#[test]
+fn a_too_large_number_names_its_key() {
+    let text = BASE.replace(
+        "    path: hr/people.csv\n",
+        "    path: hr/people.csv\n    max_bytes: 99999999999999999999999\n",
+    );
+    let err = parse_err(&text);
+    assert!(
+        err.message()
+            .contains("`max_bytes` in source `people` is too large a number"),
+        "{err}"
+    );
+    assert_eq!((err.line(), err.column()), (Some(6), Some(16)), "{err}");
+}

@@ -2,8 +2,8 @@
 
 mod source;
 
-pub use source::CsvSource;
 pub(crate) use source::row_number;
+pub use source::{CsvSource, DEFAULT_MAX_BYTES};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,11 @@ pub struct CsvSourceConfig {
     /// Field delimiter, one ASCII character. Default `,`.
     #[serde(default)]
     pub delimiter: Option<String>,
+    /// The largest file read, in bytes. Default 1 GiB (`1073741824`): far above any HR export,
+    /// and it stops a wrong path (a device, a log) from filling memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_bytes: Option<u64>,
 }
 
 impl SourceSpec for CsvSourceConfig {
@@ -53,7 +58,16 @@ impl SourceSpec for CsvSourceConfig {
             ));
         }
         let delimiter = parse_delimiter(self.delimiter.as_deref())?;
-        Ok(Box::new(CsvSource::new(cx.path(&self.path), delimiter)))
+        let mut source = CsvSource::new(cx.path(&self.path), delimiter);
+        if let Some(max) = self.max_bytes {
+            if max == 0 {
+                return Err(ConnectorError::Config(
+                    "`max_bytes` is 0: give the largest file size to read, in bytes".to_string(),
+                ));
+            }
+            source = source.with_max_bytes(max);
+        }
+        Ok(Box::new(source))
     }
 
     fn starter() -> SourceStarter {
@@ -120,6 +134,7 @@ mod tests {
         let cfg = |d: &str| CsvSourceConfig {
             path: "people.csv".to_string(),
             delimiter: Some(d.to_string()),
+            max_bytes: None,
         };
         let source = cfg(";").build("hr", &cx).unwrap();
         let records = source.read().await.unwrap();

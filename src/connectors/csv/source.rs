@@ -11,17 +11,31 @@ use serde_json::{Map, Value};
 
 use crate::connectors::{ConnectorError, Source, SourceRecord};
 
+/// The largest CSV file read unless the source sets `max_bytes`: 1 GiB.
+pub const DEFAULT_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// Reads people from a CSV file with a header row.
 #[derive(Debug, Clone)]
 pub struct CsvSource {
     path: PathBuf,
     delimiter: u8,
+    max_bytes: u64,
 }
 
 impl CsvSource {
     /// `path` should already be resolved against the config file's folder.
     pub fn new(path: PathBuf, delimiter: u8) -> Self {
-        CsvSource { path, delimiter }
+        CsvSource {
+            path,
+            delimiter,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+
+    /// Caps the size of the file read (the source's `max_bytes`).
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 
     /// The file this source reads.
@@ -35,8 +49,9 @@ impl Source for CsvSource {
     async fn read(&self) -> Result<Vec<SourceRecord>, ConnectorError> {
         let path = self.path.clone();
         let delimiter = self.delimiter;
+        let max_bytes = self.max_bytes;
         // Reading and parsing are blocking work; keep them off the async workers.
-        tokio::task::spawn_blocking(move || read_file(&path, delimiter))
+        tokio::task::spawn_blocking(move || read_file(&path, delimiter, max_bytes))
             .await
             .map_err(|e| {
                 ConnectorError::Io(format!(
@@ -47,8 +62,21 @@ impl Source for CsvSource {
     }
 }
 
-fn read_file(path: &Path, delimiter: u8) -> Result<Vec<SourceRecord>, ConnectorError> {
-    let bytes = std::fs::read(path).map_err(|e| {
+fn read_file(
+    path: &Path,
+    delimiter: u8,
+    max_bytes: u64,
+) -> Result<Vec<SourceRecord>, ConnectorError> {
+    let bytes = read_bounded(path, max_bytes)?;
+    parse(&bytes, delimiter, &path.display().to_string())
+}
+
+/// Reads the whole file, refusing anything but a regular file (checked before opening, so a
+/// FIFO cannot block the run and a device cannot fill memory) and anything over `max_bytes`
+/// (checked on the size first, then enforced by a bounded reader since a file can grow).
+fn read_bounded(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ConnectorError> {
+    use std::io::Read;
+    let failed = |e: std::io::Error| {
         let what = if e.kind() == std::io::ErrorKind::NotFound {
             "the CSV file does not exist".to_string()
         } else {
@@ -58,8 +86,32 @@ fn read_file(path: &Path, delimiter: u8) -> Result<Vec<SourceRecord>, ConnectorE
             "{}: {what}: check the source's `path` (a relative path is read from the config file's folder) and the file's permissions",
             path.display()
         ))
-    })?;
-    parse(&bytes, delimiter, &path.display().to_string())
+    };
+    let too_large = || {
+        ConnectorError::BadData(format!(
+            "{}: the CSV file is larger than {max_bytes} bytes (the source's `max_bytes`): check that `path` names the HR export, or raise `max_bytes` on the source",
+            path.display()
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(failed)?;
+    if !meta.is_file() {
+        return Err(ConnectorError::BadData(format!(
+            "{}: not a regular file (a folder, device or pipe): point the source's `path` at the CSV file",
+            path.display()
+        )));
+    }
+    if meta.len() > max_bytes {
+        return Err(too_large());
+    }
+    let file = std::fs::File::open(path).map_err(failed)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// Parses a whole CSV file. `name` is how messages refer to the file.
@@ -73,6 +125,13 @@ pub(crate) fn parse(
     let first_invalid = std::str::from_utf8(bytes)
         .err()
         .map(|e| e.valid_up_to() as u64);
+    // The reader takes an unclosed quote as a value running to the end of the file, which then
+    // shows up as a wrong field count or a missing column far from the cause.
+    if let Some(row) = unclosed_quote(bytes, delimiter) {
+        return Err(ConnectorError::BadData(format!(
+            "{name}: unclosed quote: the quoted value that opens on row {row} never closes, so the rest of the file would be read into it: add the closing `\"` (a quote inside a quoted value is written `\"\"`)"
+        )));
+    }
 
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
@@ -140,6 +199,41 @@ pub(crate) fn parse(
         )));
     }
     Ok(out)
+}
+
+/// The line (1-based) of a quote that opens a field and is never closed, read as the CSV reader
+/// does: a quote opens a value only at the start of a field, and `""` inside one is a quote.
+fn unclosed_quote(bytes: &[u8], delimiter: u8) -> Option<u64> {
+    let mut line = 1u64;
+    let mut quoted = false;
+    let mut field_start = true;
+    let mut opened_on = 0u64;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if quoted {
+            if b == b'"' {
+                if bytes.get(i + 1) == Some(&b'"') {
+                    i += 2;
+                    continue;
+                }
+                quoted = false;
+            } else if b == b'\n' {
+                line += 1;
+            }
+        } else {
+            if b == b'"' && field_start {
+                quoted = true;
+                opened_on = line;
+            }
+            field_start = b == delimiter || b == b'\n' || b == b'\r';
+            if b == b'\n' {
+                line += 1;
+            }
+        }
+        i += 1;
+    }
+    quoted.then_some(opened_on)
 }
 
 /// The 1-based line where a record starts. The reader's position points just after the
@@ -310,6 +404,20 @@ mod tests {
         assert!(msg.contains("`;`"), "{msg}");
     }
 
+    /// Issue 7 point 10: an unclosed quote is named as such, at its row, not as a field count.
+    #[test]
+    fn unclosed_quote_names_its_row() {
+        let msg = parse_err(
+            b"email,first,last\na@x.io,\"Ann,Archer\nb@x.io,Bob,Baker\n",
+            b',',
+        );
+        assert!(msg.contains("unclosed quote"), "{msg}");
+        assert!(msg.contains("opens on row 2"), "{msg}");
+        assert!(!msg.contains("fields"), "{msg}");
+        // Quotes that close, doubled quotes and quotes inside unquoted values are fine.
+        parse_ok(b"a,b\n\"x \"\"y\"\"\",\"1\n2\"\nO\"Neil,z\n", b',');
+    }
+
     #[test]
     fn duplicate_and_empty_header_names() {
         let msg = parse_err(b"email,name,Email,name\n", b',');
@@ -363,5 +471,38 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains(&missing.display().to_string()), "{msg}");
         assert!(msg.contains("does not exist"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn the_file_is_bounded_and_regular() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("people.csv");
+        std::fs::write(&path, "email\na@x.io\nb@x.io\n").unwrap();
+        let err = CsvSource::new(path.clone(), b',')
+            .with_max_bytes(10)
+            .read()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("larger than 10 bytes"), "{err}");
+        assert!(err.contains("max_bytes"), "{err}");
+        assert!(
+            CsvSource::new(path, b',')
+                .with_max_bytes(1000)
+                .read()
+                .await
+                .is_ok()
+        );
+
+        let started = std::time::Instant::now();
+        for special in ["/dev/zero", "/tmp"] {
+            let err = CsvSource::new(PathBuf::from(special), b',')
+                .read()
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("not a regular file"), "{err}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }
