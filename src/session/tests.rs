@@ -195,16 +195,22 @@ impl SessionObserver for Recording {
     }
 }
 
+/// A config folder with `people.csv` holding `csv` and `headcount.yaml` holding `config`.
+fn workspace_with(csv: &str, config: &str) -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("people.csv"), csv).unwrap();
+    let path = dir.path().join("headcount.yaml");
+    std::fs::write(&path, config).unwrap();
+    let engine = Engine::open(&path, false).unwrap();
+    (dir, engine)
+}
+
 /// A config with a CSV source of three people and a CSV export target, its audit log moved
 /// to `logs/apply-audit.jsonl`.
 fn workspace() -> (tempfile::TempDir, Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("people.csv"),
+    workspace_with(
         "email,first\nann@example.com,Ann\nbob@example.com,Bob\ncid@example.com,Cid\n",
-    )
-    .unwrap();
-    let config = r#"version: 1
+        r#"version: 1
 audit:
   path: logs/apply-audit.jsonl
 sources:
@@ -223,11 +229,8 @@ syncs:
     fields:
       email: user.email
       first_name: user.first
-"#;
-    let path = dir.path().join("headcount.yaml");
-    std::fs::write(&path, config).unwrap();
-    let engine = Engine::open(&path, false).unwrap();
-    (dir, engine)
+"#,
+    )
 }
 
 fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
@@ -542,13 +545,9 @@ fn session_futures_are_send<'e>(
 
 /// A workspace whose sync maps a sensitive field (`password`) from the source.
 fn password_workspace() -> (tempfile::TempDir, Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("people.csv"),
+    workspace_with(
         "email,pw\nann@example.com,real-pw-1\nbob@example.com,real-pw-2\n",
-    )
-    .unwrap();
-    let config = r#"version: 1
+        r#"version: 1
 sources:
   hr:
     kind: csv
@@ -565,11 +564,8 @@ syncs:
     fields:
       email: user.email
       password: user.pw
-"#;
-    let path = dir.path().join("headcount.yaml");
-    std::fs::write(&path, config).unwrap();
-    let engine = Engine::open(&path, false).unwrap();
-    (dir, engine)
+"#,
+    )
 }
 
 /// What a tampered plan (or a bug) could do: a sensitive value in clear, its flag dropped.

@@ -10,6 +10,17 @@ use serde_json::Value;
 use crate::support::work::Work;
 
 impl Work {
+    /// Removes the source rows that contain `needle` (people who left).
+    fn drop_rows(&self, needle: &str) {
+        self.edit_csv(|t| {
+            t.lines()
+                .filter(|l| !l.contains(needle))
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        });
+    }
+
     fn edit_csv(&self, f: impl Fn(String) -> String) {
         let text = fs::read_to_string(self.path("people.csv")).expect("read csv");
         self.write("people.csv", &f(text));
@@ -241,13 +252,7 @@ fn source_changes_become_updates_and_removals() {
 fn mass_removal_guard_blocks_until_allowed() {
     let w = Work::new("e2e");
     w.apply();
-    w.edit_csv(|t| {
-        t.lines()
-            .filter(|l| !l.contains("Globex"))
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n"
-    });
+    w.drop_rows("Globex");
     let a = w.run(&["plan"]).code(1);
     assert!(stdout_of(&a).contains("exceed limits.max_removals"));
     w.run(&["apply", "--auto-approve"]).code(1);
@@ -1018,13 +1023,7 @@ fn unreadable_or_unknown_plans_are_refused_before_anything_is_written() {
 fn a_saved_plan_past_the_mass_removal_guard_needs_the_flag_again_at_apply() {
     let w = Work::new("e2e");
     w.apply();
-    w.edit_csv(|t| {
-        t.lines()
-            .filter(|l| !l.contains("Globex"))
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n"
-    });
+    w.drop_rows("Globex");
     w.run(&["plan", "--allow-mass-removal", "--out", "plan.json"])
         .success();
     let before = files_of(&w);
