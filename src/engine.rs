@@ -40,6 +40,8 @@ pub struct Engine {
     /// HTTP clients per vendor account, kept for the engine's life so that every connect (and
     /// every run of a reconcile loop) shares one rate limiter per account.
     pub clients: ClientPool,
+    /// `plan --full`: sources ignore incremental cursors (delta links) and read everything.
+    pub full_read: bool,
 }
 
 /// What was read from sources and targets; read errors are kept per connector so that the
@@ -94,7 +96,17 @@ impl Engine {
             specs: validated.syncs,
             warnings: validated.warnings,
             clients: ClientPool::with_scrubber(scrubber),
+            full_read: false,
         })
+    }
+
+    /// Where sources keep incremental-read cursors: `cache/` beside the state file.
+    pub fn cache_dir(&self) -> PathBuf {
+        let state = self.loaded.base_dir.join(&self.loaded.config.state.path);
+        state
+            .parent()
+            .map(|p| p.join("cache"))
+            .unwrap_or_else(|| PathBuf::from("cache"))
     }
 
     /// The run's scrubber (secrets resolved so far and the credentials clients sent).
@@ -133,8 +145,9 @@ impl Engine {
         let mut targets = HashMap::new();
         let cfg = &self.loaded.config;
         let cx = BuildContext {
-            base_dir: &self.loaded.base_dir,
-            clients: &self.clients,
+            cache_dir: Some(self.cache_dir()),
+            full_read: self.full_read,
+            ..BuildContext::new(&self.loaded.base_dir, &self.clients)
         };
         // Targets first: a source on the same vendor account then shares the target's client,
         // whose `rate_limit` and `timeout` the config sets.
@@ -167,6 +180,25 @@ impl Engine {
             }
         }
         Ok(Connections { sources, targets })
+    }
+
+    /// What `validate --online` does: one page of each source ([`Source::probe`]) and a
+    /// listing of each target, errors kept per connector.
+    pub async fn probe(&self, conns: &Connections) -> Snapshot {
+        let mut snap = Snapshot::default();
+        for (name, source) in &conns.sources {
+            let r = source
+                .probe()
+                .await
+                .map_err(|e| self.scrubber().scrub(&e.to_string()));
+            snap.records.insert(name.clone(), r);
+        }
+        snap.live = list_targets(conns)
+            .await
+            .into_iter()
+            .map(|(k, v)| (k, v.map_err(|e| self.scrubber().scrub(&e))))
+            .collect();
+        snap
     }
 
     /// Reads every source and lists every target once.

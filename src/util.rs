@@ -71,6 +71,27 @@ fn private_dir_builder() -> DirBuilder {
 }
 
 /// Hex-encoded SHA-256 of some bytes.
+/// `name` as one path component: ASCII letters, digits, `-`, `_` and `.` kept, anything else
+/// replaced, with a hash of the original appended when something was, so two names never share
+/// a file.
+pub fn file_safe(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if safe == name && !name.is_empty() && !name.starts_with('.') {
+        safe
+    } else {
+        format!("{safe}-{}", &sha256_hex(name.as_bytes())[..12])
+    }
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     let mut out = String::with_capacity(64);
@@ -112,6 +133,17 @@ where
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // the tests widen modes on purpose
 mod tests {
+    #[test]
+    fn file_safe_keeps_plain_names_and_never_merges_two() {
+        assert_eq!(super::file_safe("entra-staff_1.x"), "entra-staff_1.x");
+        let a = super::file_safe("a/b");
+        let b = super::file_safe("a_b");
+        assert!(a.starts_with("a_b-") && !a.contains('/'));
+        assert_ne!(a, b);
+        assert_ne!(super::file_safe(".."), "..");
+        assert!(!super::file_safe("").is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -25,7 +25,8 @@ pub(crate) async fn apply(cli: &Cli, args: &ApplyArgs, ui: &Ui) -> anyhow::Resul
             "--sync cannot be combined with a plan file: the plan already says which syncs it covers"
         );
     }
-    let engine = Engine::open_with(&cli.config, ui.color_stderr, super::out::scrubber())?;
+    let mut engine = Engine::open_with(&cli.config, ui.color_stderr, super::out::scrubber())?;
+    engine.full_read = args.full;
     for w in &engine.warnings {
         ui.note(format!("warning: {w}"));
     }

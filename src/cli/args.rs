@@ -137,6 +137,10 @@ pub(crate) struct PlanArgs {
     /// and show what the config change itself causes.
     #[arg(long, value_name = "GITREF")]
     pub(crate) base: Option<String>,
+    /// Ignore incremental cursors (Entra delta links) and read every source in full, like
+    /// the "Sync All Users" button; the cursor is renewed.
+    #[arg(long)]
+    pub(crate) full: bool,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +158,9 @@ pub(crate) struct ApplyArgs {
     /// the removals the saved plan applies.
     #[arg(long)]
     pub(crate) allow_mass_removal: bool,
+    /// Ignore incremental cursors and read every source in full (as `plan --full`).
+    #[arg(long)]
+    pub(crate) full: bool,
     /// Operations in flight at once per target (each target's rate limit still applies).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) parallelism: u16,

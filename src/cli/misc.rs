@@ -51,7 +51,7 @@ pub(crate) async fn validate(cli: &Cli, args: &ValidateArgs, ui: &Ui) -> anyhow:
             return Ok(EXIT_ERROR);
         }
         let conns = engine.connect(&engine.specs, true)?;
-        let snap = engine.read(&conns).await;
+        let snap = engine.probe(&conns).await;
         let mut failed = false;
         let mut names: Vec<_> = snap.records.keys().collect();
         names.sort();

@@ -15,7 +15,8 @@ pub(crate) async fn plan(cli: &Cli, args: &PlanArgs, ui: &Ui) -> anyhow::Result<
     if let Some(out) = &args.out {
         check_out_path(out)?;
     }
-    let engine = Engine::open_with(&cli.config, ui.color_stderr, super::out::scrubber())?;
+    let mut engine = Engine::open_with(&cli.config, ui.color_stderr, super::out::scrubber())?;
+    engine.full_read = args.full;
     for w in &engine.warnings {
         ui.note(format!("warning: {w}"));
     }

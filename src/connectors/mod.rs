@@ -73,6 +73,13 @@ pub async fn for_each_op<'a, F, Fut>(
 pub trait Source: Send + Sync {
     /// Every record, all pages. An error means the read is unusable (never "zero records").
     async fn read(&self) -> Result<Vec<SourceRecord>, ConnectorError>;
+
+    /// A cheap read that proves endpoint, credentials and permissions (`validate --online`):
+    /// the first page and whatever else the read needs (group lookups), returning the records
+    /// of that page. Never updates an incremental cursor. The default reads everything.
+    async fn probe(&self) -> Result<Vec<SourceRecord>, ConnectorError> {
+        self.read().await
+    }
 }
 
 /// Keeps accounts.

@@ -251,10 +251,7 @@ mod tests {
     fn every_kind_builds_or_says_it_is_not_in_this_build() {
         let dir = tempfile::tempdir().unwrap();
         let pool = ClientPool::default();
-        let cx = BuildContext {
-            base_dir: dir.path(),
-            clients: &pool,
-        };
+        let cx = BuildContext::new(dir.path(), &pool);
         for source in SourceKind::ALL {
             for target in TargetKind::ALL {
                 let text =

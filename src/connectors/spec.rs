@@ -19,9 +19,30 @@ pub struct BuildContext<'a> {
     pub base_dir: &'a Path,
     /// HTTP clients shared by every source and target of one vendor account.
     pub clients: &'a ClientPool,
+    /// Where sources keep what incremental reads need between runs (Entra's delta link and
+    /// last snapshot), beside the state, owner-only. `None`: every read is a full read.
+    pub cache_dir: Option<PathBuf>,
+    /// `plan --full`: ignore incremental cursors and read everything (the cursor is renewed).
+    pub full_read: bool,
 }
 
-impl BuildContext<'_> {
+impl<'a> BuildContext<'a> {
+    /// A context with no incremental-read cache (every read is full).
+    pub fn new(base_dir: &'a Path, clients: &'a ClientPool) -> BuildContext<'a> {
+        BuildContext {
+            base_dir,
+            clients,
+            cache_dir: None,
+            full_read: false,
+        }
+    }
+
+    /// The folder a source named `name` keeps its incremental-read cursor in, if any.
+    pub fn source_cache(&self, name: &str) -> Option<PathBuf> {
+        self.cache_dir
+            .as_ref()
+            .map(|d| d.join(crate::util::file_safe(name)))
+    }
     /// A path from the config, relative to the config file's folder.
     pub fn path(&self, path: &str) -> PathBuf {
         let p = Path::new(path);

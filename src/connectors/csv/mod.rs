@@ -127,10 +127,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("people.csv"), "email;name\na@x.io;Ann\n").unwrap();
         let pool = ClientPool::default();
-        let cx = BuildContext {
-            base_dir: dir.path(),
-            clients: &pool,
-        };
+        let cx = BuildContext::new(dir.path(), &pool);
         let cfg = |d: &str| CsvSourceConfig {
             path: "people.csv".to_string(),
             delimiter: Some(d.to_string()),

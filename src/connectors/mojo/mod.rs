@@ -285,10 +285,7 @@ mod tests {
     async fn builds_a_csv_export_target_and_checks_rows_per_file() {
         let dir = tempfile::tempdir().unwrap();
         let pool = ClientPool::default();
-        let cx = BuildContext {
-            base_dir: dir.path(),
-            clients: &pool,
-        };
+        let cx = BuildContext::new(dir.path(), &pool);
         let cfg = |max| CsvExportConfig {
             dir: "out".to_string(),
             max_rows_per_file: max,

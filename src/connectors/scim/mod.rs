@@ -208,10 +208,7 @@ mod tests {
     #[test]
     fn scim_connectors_need_a_readable_token() {
         let pool = ClientPool::default();
-        let cx = BuildContext {
-            base_dir: std::path::Path::new("."),
-            clients: &pool,
-        };
+        let cx = BuildContext::new(std::path::Path::new("."), &pool);
         let unset = SecretRef::Env("HEADCOUNT_TEST_UNSET_TOKEN".to_string());
         let err = target(unset.clone(), None)
             .build("scim", &cx)
@@ -236,10 +233,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("tok"), "t\n").unwrap();
         let pool = ClientPool::default();
-        let cx = BuildContext {
-            base_dir: dir.path(),
-            clients: &pool,
-        };
+        let cx = BuildContext::new(dir.path(), &pool);
         let tok = SecretRef::File("tok".to_string());
         assert!(target(tok.clone(), Some("10/s")).build("scim", &cx).is_ok());
         let err = target(tok, Some("ten/s")).build("scim", &cx).err().unwrap();
@@ -252,10 +246,7 @@ mod tests {
         std::fs::write(dir.path().join("tok"), "t\n").unwrap();
         std::fs::write(dir.path().join("other"), "u\n").unwrap();
         let pool = ClientPool::default();
-        let cx = BuildContext {
-            base_dir: dir.path(),
-            clients: &pool,
-        };
+        let cx = BuildContext::new(dir.path(), &pool);
         let tok = SecretRef::File("tok".to_string());
         target(tok.clone(), Some("10/s")).build("app", &cx).unwrap();
         let source = ScimSourceConfig {
