@@ -25,6 +25,36 @@ impl Work {
         Work { dir }
     }
 
+    /// A scratch copy of `examples/<name>` with each `(from, to)` replaced in its
+    /// `headcount.yaml`: the examples keep the vendors' real URLs, tests point them at emulators.
+    pub fn example(name: &str, rewrites: &[(&str, &str)]) -> Work {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name);
+        for entry in fs::read_dir(&src).expect("example") {
+            let entry = entry.expect("entry");
+            if entry.file_type().expect("type").is_file() {
+                fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
+            }
+        }
+        let config = dir.path().join("headcount.yaml");
+        let mut text = fs::read_to_string(&config).expect("example config");
+        for (from, to) in rewrites {
+            assert!(text.contains(from), "`{from}` is not in examples/{name}");
+            text = text.replace(from, to);
+        }
+        fs::write(&config, text).expect("write config");
+        Work { dir }
+    }
+
+    /// Replaces `from` with `to` in the scratch file `rel` (the source data of an example).
+    pub fn edit(&self, rel: &str, from: &str, to: &str) {
+        let text = fs::read_to_string(self.path(rel)).expect("read");
+        assert!(text.contains(from), "`{from}` is not in {rel}");
+        fs::write(self.path(rel), text.replace(from, to)).expect("write");
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
