@@ -7,11 +7,10 @@ use std::sync::Arc;
 use url::Url;
 
 use super::graph::{self, GraphClient};
-use crate::connectors::spec::BuildContext;
 use crate::connectors::ConnectorError;
+use crate::connectors::spec::BuildContext;
 use crate::http::auth::{
-    Certificate, ClientAuth, ClientCredentials, ClientCredentialsConfig, EndpointOptions,
-    TokenFile,
+    Certificate, ClientAuth, ClientCredentials, ClientCredentialsConfig, EndpointOptions, TokenFile,
 };
 use crate::http::{HttpClient, HttpError};
 use crate::model::checks::{self, Checks, PathSeg};

@@ -95,8 +95,7 @@ impl DeltaCache {
             .map_err(|e| ConnectorError::Io(format!("cannot encode the delta cache: {e}")))?;
         let mut options = crate::util::private_file_options();
         options.write(true).create(true).truncate(true);
-        let mut f =
-            crate::util::open_private(&options, &tmp).map_err(|e| io("write", &tmp, e))?;
+        let mut f = crate::util::open_private(&options, &tmp).map_err(|e| io("write", &tmp, e))?;
         f.write_all(&bytes)
             .and_then(|()| f.sync_all())
             .map_err(|e| io("write", &tmp, e))?;
@@ -222,10 +221,22 @@ mod tests {
     #[test]
     fn removals_delete_and_partial_objects_merge() {
         let mut users = BTreeMap::new();
-        merge(&mut users, json!({"id": "1", "displayName": "Ann", "mail": "a@x"})).unwrap();
+        merge(
+            &mut users,
+            json!({"id": "1", "displayName": "Ann", "mail": "a@x"}),
+        )
+        .unwrap();
         merge(&mut users, json!({"id": "2", "displayName": "Bob"})).unwrap();
-        merge(&mut users, json!({"id": "1", "displayName": "Anna", "@odata.type": "x"})).unwrap();
-        merge(&mut users, json!({"id": "2", "@removed": {"reason": "deleted"}})).unwrap();
+        merge(
+            &mut users,
+            json!({"id": "1", "displayName": "Anna", "@odata.type": "x"}),
+        )
+        .unwrap();
+        merge(
+            &mut users,
+            json!({"id": "2", "@removed": {"reason": "deleted"}}),
+        )
+        .unwrap();
         assert_eq!(
             users.into_values().collect::<Vec<_>>(),
             [json!({"id": "1", "displayName": "Anna", "mail": "a@x"})]
@@ -244,7 +255,10 @@ mod tests {
             attempts: 1,
         };
         assert!(expired(&status(410, "")));
-        assert!(expired(&status(400, r#"{"error":{"code":"resyncRequired"}}"#)));
+        assert!(expired(&status(
+            400,
+            r#"{"error":{"code":"resyncRequired"}}"#
+        )));
         assert!(!expired(&status(400, r#"{"error":{"code":"BadRequest"}}"#)));
     }
 }

@@ -39,7 +39,11 @@ impl Need {
 pub(super) fn builder(who: &str, graph_url: &str, settings: HttpSettings) -> HttpClientBuilder {
     HttpClient::builder(who, format!("{}/v1.0", graph_url.trim_end_matches('/')))
         .message_hook(std::sync::Arc::new(|b: &[u8]| graph_message(b)))
-        .rate_limit(settings.rate_limit.unwrap_or(super::auth::DEFAULT_RATE_LIMIT))
+        .rate_limit(
+            settings
+                .rate_limit
+                .unwrap_or(super::auth::DEFAULT_RATE_LIMIT),
+        )
         .timeout(settings.timeout)
 }
 
@@ -283,10 +287,19 @@ mod tests {
     #[test]
     fn aadsts_codes_say_what_to_fix() {
         for (code, words) in [
-            ("AADSTS7000215: Invalid client secret provided.", "Certificates & secrets"),
-            ("AADSTS700027: Client assertion failed signature validation.", "not registered"),
+            (
+                "AADSTS7000215: Invalid client secret provided.",
+                "Certificates & secrets",
+            ),
+            (
+                "AADSTS700027: Client assertion failed signature validation.",
+                "not registered",
+            ),
             ("AADSTS90002: Tenant 'x' not found.", "check `tenant_id`"),
-            ("AADSTS700213: No matching federated identity record found", "Federated credentials"),
+            (
+                "AADSTS700213: No matching federated identity record found",
+                "Federated credentials",
+            ),
         ] {
             let e = graph_error(refused(code), Need::ReadUsers, "APP");
             assert!(matches!(e, ConnectorError::Auth { .. }), "{e:?}");

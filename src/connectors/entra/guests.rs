@@ -202,8 +202,11 @@ impl EntraGuestsTarget {
             }));
         };
         if !active {
-            self.patch(&id, Map::from_iter([("accountEnabled".to_string(), json!(false))]))
-                .await?;
+            self.patch(
+                &id,
+                Map::from_iter([("accountEnabled".to_string(), json!(false))]),
+            )
+            .await?;
         }
         Ok(id)
     }
@@ -282,7 +285,10 @@ impl Target for EntraGuestsTarget {
         identity: &BTreeMap<String, String>,
     ) -> Result<Vec<LiveAccount>, ConnectorError> {
         match identity.get("email") {
-            Some(email) => self.guests(format!("mail eq {}", odata_string(email))).await,
+            Some(email) => {
+                self.guests(format!("mail eq {}", odata_string(email)))
+                    .await
+            }
             None => self.list().await,
         }
     }
@@ -321,8 +327,10 @@ mod tests {
             Some("b@y.io")
         );
         assert_eq!(
-            guest_email(&json!({"userPrincipalName": "jane_doe_partner.example#EXT#@t.onmicrosoft.com"}))
-                .as_deref(),
+            guest_email(
+                &json!({"userPrincipalName": "jane_doe_partner.example#EXT#@t.onmicrosoft.com"})
+            )
+            .as_deref(),
             Some("jane_doe@partner.example")
         );
         assert_eq!(

@@ -219,9 +219,9 @@ impl TargetSpec for EntraGuestsConfig {
 
     fn build(&self, name: &str, cx: &BuildContext<'_>) -> Result<Box<dyn Target>, ConnectorError> {
         let settings = cx.http_settings(self.rate_limit.as_deref(), self.timeout.as_deref())?;
-        let graph = self
-            .account()
-            .client(cx, &format!("entra_guests target `{name}`"), settings)?;
+        let graph =
+            self.account()
+                .client(cx, &format!("entra_guests target `{name}`"), settings)?;
         Ok(Box::new(EntraGuestsTarget::new(
             graph,
             self.redirect_url.clone(),

@@ -126,7 +126,9 @@ impl EntraIdSource {
                 }
                 Err(e) => return Err(e),
             };
-            let v: Value = resp.json().map_err(|e| self.graph.error(e, Need::ReadGroups))?;
+            let v: Value = resp
+                .json()
+                .map_err(|e| self.graph.error(e, Need::ReadGroups))?;
             let name = v
                 .get("displayName")
                 .and_then(Value::as_str)
@@ -165,11 +167,13 @@ impl EntraIdSource {
         for group in &self.groups {
             let (id, name) = self.resolve_group(group).await?;
             let (header, value) = eventual();
-            let req = Request::get(format!("groups/{id}/transitiveMembers/microsoft.graph.user"))
-                .query("$select", "id")
-                .query("$top", PAGE_SIZE)
-                .query("$count", "true")
-                .header(header, value);
+            let req = Request::get(format!(
+                "groups/{id}/transitiveMembers/microsoft.graph.user"
+            ))
+            .query("$select", "id")
+            .query("$top", PAGE_SIZE)
+            .query("$count", "true")
+            .header(header, value);
             let members = if first_page_only {
                 self.graph.first_page(req, Need::ReadGroups).await?
             } else {
@@ -229,7 +233,12 @@ impl Source for EntraIdSource {
             Some(cache) => {
                 super::delta::read(&self.graph, cache, &self.select, self.full_read).await?
             }
-            None => self.graph.pages(self.users_request(), Need::ReadUsers).await?.0,
+            None => {
+                self.graph
+                    .pages(self.users_request(), Need::ReadUsers)
+                    .await?
+                    .0
+            }
         };
         let groups = self.memberships(false).await?;
         self.records(users, &groups)
