@@ -13,6 +13,7 @@ mod config_units;
 mod config_validate;
 mod create_kill;
 mod entra;
+mod entra_s5;
 mod mojo_helpdesk;
 mod scim_apply;
 mod scim_faults;
