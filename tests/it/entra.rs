@@ -601,3 +601,99 @@ async fn invitations_carry_the_redirect_and_notify_and_deactivate_patches() {
         Some(json!({"displayName": "Joe D", "accountEnabled": true}))
     );
 }
+
+#[tokio::test]
+async fn find_falls_back_to_every_guest_when_no_mail_matches() {
+    use headcount::connectors::Target as _;
+    let emu = GraphEmulator::start(SECRET).await;
+    emu.add_user(json!({
+        "mail": null, "otherMails": [],
+        "userPrincipalName": "old_partner.example#EXT#@emulated.onmicrosoft.com",
+        "displayName": "Old", "accountEnabled": true, "userType": "Guest"
+    }));
+    let t = EntraGuestsTarget::new(emu.client(secret()), None);
+    let found = t
+        .find(&BTreeMap::from([(
+            "email".to_string(),
+            "old@partner.example".to_string(),
+        )]))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].fields["email"], "old@partner.example");
+    let lines = emu.log().lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].contains("$filter=mail eq 'old@partner.example'"),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_source_and_a_target_of_one_app_share_one_client() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), SECRET).unwrap();
+    let entry = json!({"tenant_id": TENANT, "client_id": CLIENT_ID,
+        "client_secret": {"file": "secret"}, "graph_url": "http://127.0.0.1:9",
+        "login_url": "http://127.0.0.1:9"});
+    let pool = ClientPool::default();
+    let cx = BuildContext::new(dir.path(), &pool);
+    let target: EntraGuestsConfig = serde_json::from_value(entry.clone()).unwrap();
+    let source: EntraIdConfig = serde_json::from_value(entry.clone()).unwrap();
+    target
+        .build("guests", &cx)
+        .map_err(|e| e.to_string())
+        .unwrap();
+    source
+        .build("people", &cx)
+        .map_err(|e| e.to_string())
+        .unwrap();
+    assert_eq!(
+        pool.len(),
+        1,
+        "one token cache and rate limiter per tenant and app"
+    );
+    let mut other = entry;
+    other["tenant_id"] = json!("another-tenant");
+    let source: EntraIdConfig = serde_json::from_value(other).unwrap();
+    source
+        .build("people2", &cx)
+        .map_err(|e| e.to_string())
+        .unwrap();
+    assert_eq!(pool.len(), 2);
+}
+
+#[tokio::test]
+async fn bad_token_endpoint_answers_and_revoked_tokens_are_clear_errors() {
+    let emu = GraphEmulator::start(SECRET).await;
+    emu.add_member(1, "Ann One");
+    emu.login_faults()
+        .on(Match::any())
+        .always()
+        .inject(Fault::html_error_page());
+    let source = EntraIdSource::new(emu.client(secret()), &[], vec![], None, false);
+    let err = source.read().await.unwrap_err();
+    assert!(matches!(err, ConnectorError::Auth { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("no token from"), "{msg}");
+    assert!(!msg.to_ascii_lowercase().contains("<html"), "{msg}");
+
+    // Graph refuses every token: 401 after one fresh token, with what to check.
+    emu.login_faults().clear();
+    emu.faults().on(Match::any()).always().inject(Fault::Answer {
+        status: 401,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: r#"{"error":{"code":"InvalidAuthenticationToken","message":"Access token validation failure."}}"#.into(),
+    });
+    let err = source.read().await.unwrap_err();
+    assert!(matches!(err, ConnectorError::Auth { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("InvalidAuthenticationToken"), "{msg}");
+    assert!(msg.contains("admin consent"), "{msg}");
+    assert_eq!(
+        emu.log().count(),
+        2,
+        "one retry with a fresh token: {:?}",
+        emu.log().lines()
+    );
+}

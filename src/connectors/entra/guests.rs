@@ -279,18 +279,21 @@ impl Target for EntraGuestsTarget {
         self.guests("userType eq 'Guest'".to_string()).await
     }
 
-    /// By `mail` when the identity has an email; otherwise every guest.
+    /// By `mail` when the identity has an email; when no guest has that `mail` (the email may
+    /// be in `otherMails` or the `#EXT#` name only), every guest, for the caller to narrow.
     async fn find(
         &self,
         identity: &BTreeMap<String, String>,
     ) -> Result<Vec<LiveAccount>, ConnectorError> {
-        match identity.get("email") {
-            Some(email) => {
-                self.guests(format!("mail eq {}", odata_string(email)))
-                    .await
+        if let Some(email) = identity.get("email") {
+            let found = self
+                .guests(format!("mail eq {}", odata_string(email)))
+                .await?;
+            if !found.is_empty() {
+                return Ok(found);
             }
-            None => self.list().await,
         }
+        self.list().await
     }
 
     fn write_window(&self) -> crate::connectors::WriteWindow {
