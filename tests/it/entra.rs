@@ -697,3 +697,51 @@ async fn bad_token_endpoint_answers_and_revoked_tokens_are_clear_errors() {
         emu.log().lines()
     );
 }
+
+/// The emulator holds Graph's own rules, so the connector cannot pass by leaning on a lax one.
+#[tokio::test]
+async fn the_emulator_enforces_graph_query_rules() {
+    use headcount::http::Request;
+    let emu = GraphEmulator::start(SECRET).await;
+    let ann = emu.add_member(1, "Ann One");
+    let group = emu.add_group("Support", &[&ann]);
+    let graph = emu.client(secret());
+    let status = |r: Result<headcount::http::Response, headcount::http::HttpError>| match r {
+        Ok(resp) => (
+            resp.status.as_u16(),
+            String::from_utf8_lossy(&resp.body).to_string(),
+        ),
+        Err(e) => (e.status().unwrap_or(0), e.to_string()),
+    };
+    let (code, msg) = status(
+        graph
+            .http()
+            .send(Request::get("users").query("$top", 1000))
+            .await,
+    );
+    assert_eq!(code, 400);
+    assert!(msg.contains("Must be between 1 and 999 inclusive"), "{msg}");
+    let cast = format!("groups/{group}/transitiveMembers/microsoft.graph.user");
+    let (code, msg) = status(
+        graph
+            .http()
+            .send(Request::get(cast.clone()).query("$count", "true"))
+            .await,
+    );
+    assert_eq!(code, 400, "the cast needs ConsistencyLevel: eventual");
+    assert!(msg.contains("Request_UnsupportedQuery"), "{msg}");
+    // Without $select: the default property set, no accountEnabled.
+    let (code, body) = status(graph.http().send(Request::get("users")).await);
+    assert_eq!(code, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["value"][0].get("accountEnabled").is_none(), "{v}");
+    assert_eq!(v["value"][0]["userPrincipalName"], "user1@contoso.example");
+    // Delta does not take $top.
+    let (code, _) = status(
+        graph
+            .http()
+            .send(Request::get("users/delta").query("$top", 5))
+            .await,
+    );
+    assert_eq!(code, 400);
+}
