@@ -745,3 +745,36 @@ async fn the_emulator_enforces_graph_query_rules() {
     );
     assert_eq!(code, 400);
 }
+
+/// `409 Directory_ConcurrencyViolation` is retryable after a short delay (apis.md 4.6).
+#[tokio::test(start_paused = true)]
+async fn a_concurrency_violation_is_retried_after_a_wait() {
+    let emu = GraphEmulator::start(SECRET).await;
+    let id = emu.add_user(json!({"mail": "g@partner.example", "displayName": "G",
+        "accountEnabled": true, "userType": "Guest"}));
+    emu.faults()
+        .on(Match::method("PATCH").path_contains("/v1.0/users/"))
+        .inject(Fault::Answer {
+            status: 409,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: r#"{"error":{"code":"Directory_ConcurrencyViolation","message":"Another update is in progress."}}"#.into(),
+        });
+    let t = EntraGuestsTarget::new(emu.client(secret()), None);
+    let r = apply_all(
+        &t,
+        &[TargetOp::Modify {
+            id: id.clone(),
+            fields: BTreeMap::from([("display_name".to_string(), json!("New"))]),
+            expected: BTreeMap::new(),
+            active: None,
+            removal: false,
+        }],
+        &ApplyOptions::default(),
+    )
+    .await;
+    assert!(r[0].is_ok(), "{r:?}");
+    let patches = emu.log().method("PATCH");
+    assert_eq!(patches.len(), 2, "{:?}", emu.log().lines());
+    assert!(patches[1].at - patches[0].at >= std::time::Duration::from_secs(1));
+    assert_eq!(emu.users()[0]["displayName"], "New");
+}

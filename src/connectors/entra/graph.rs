@@ -10,6 +10,11 @@ use crate::http::auth::AuthError;
 use crate::http::{HttpClient, HttpClientBuilder, HttpError, Page, Request, paging};
 use crate::model::HttpSettings;
 
+/// Attempts of a request refused with `409 Directory_ConcurrencyViolation`.
+const CONCURRENCY_ATTEMPTS: u32 = 3;
+/// The first wait after one (doubled, then tripled).
+const CONCURRENCY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What a request needed, so a 403 names the application permission to grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
@@ -161,13 +166,37 @@ impl GraphClient {
         }
     }
 
-    /// Sends `req`, mapping a failure to an actionable error.
+    /// Sends `req`, mapping a failure to an actionable error. An idempotent request refused
+    /// with `409 Directory_ConcurrencyViolation` (another write to the object in flight) is
+    /// sent again after a short wait, as Graph documents it retryable.
     pub async fn send(
         &self,
         req: Request,
         need: Need,
     ) -> Result<crate::http::Response, ConnectorError> {
-        self.http.send(req).await.map_err(|e| self.error(e, need))
+        let mut attempt = 1;
+        loop {
+            match self.http.send(req.clone()).await {
+                Err(HttpError::Status {
+                    status: 409,
+                    ref body,
+                    ..
+                }) if req.idempotent
+                    && attempt < CONCURRENCY_ATTEMPTS
+                    && graph_code(body).as_deref() == Some("Directory_ConcurrencyViolation") =>
+                {
+                    tracing::info!(
+                        "{} {}: Directory_ConcurrencyViolation, sending it again in {}s",
+                        req.method,
+                        req.path,
+                        CONCURRENCY_WAIT.as_secs()
+                    );
+                    tokio::time::sleep(CONCURRENCY_WAIT * attempt).await;
+                    attempt += 1;
+                }
+                other => return other.map_err(|e| self.error(e, need)),
+            }
+        }
     }
 
     /// A failed request as an error an admin can act on.
