@@ -94,6 +94,14 @@ async fn s5_group_members_become_guests_and_leavers_are_deleted() {
         b.log().writes().is_empty() && a.log().writes().is_empty(),
         "validate writes nothing"
     );
+    let cache = dir
+        .path()
+        .join(".headcount/cache/contoso")
+        .join(headcount::connectors::entra::CACHE_FILE);
+    assert!(
+        !cache.exists(),
+        "validate --online never starts a delta link"
+    );
     let plan = check(&run(&["plan", "--detailed-exitcode"]).await.unwrap(), 2);
     assert!(plan.contains("2 to create"), "{plan}");
     check(
@@ -117,6 +125,10 @@ async fn s5_group_members_become_guests_and_leavers_are_deleted() {
     assert!(
         a.log().writes().is_empty(),
         "nothing is ever written to the source"
+    );
+    assert!(
+        cache.exists(),
+        "the delta link and snapshot are kept beside the state"
     );
 
     // No changes; with delta the source costs one delta request plus the group.
