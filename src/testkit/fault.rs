@@ -27,8 +27,9 @@ use tokio::time::Instant;
 
 /// Request headers kept in the log (lower case). Authorization is kept so that tests can check
 /// what was sent; nothing here is ever printed by the product.
-const LOGGED_HEADERS: [&str; 6] = [
+const LOGGED_HEADERS: [&str; 7] = [
     "authorization",
+    "consistencylevel",
     "content-type",
     "accept",
     "if-match",

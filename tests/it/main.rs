@@ -12,6 +12,8 @@ mod config_schema;
 mod config_units;
 mod config_validate;
 mod create_kill;
+mod entra;
+mod entra_s5;
 mod examples;
 mod mojo_helpdesk;
 mod scim_apply;

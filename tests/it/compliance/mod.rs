@@ -3,5 +3,7 @@
 
 mod csv;
 mod csv_export;
+mod entra_guests;
+mod entra_id;
 mod mojo_helpdesk;
 mod scim;
