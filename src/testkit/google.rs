@@ -16,6 +16,8 @@
 //!   "message"}]}}`; [`throttle`] makes `403 userRateLimitExceeded` / `429 rateLimitExceeded`
 //!   answers with or without `Retry-After` for the fault layer.
 
+#![allow(clippy::result_large_err)] // handlers answer early with a whole Response
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
