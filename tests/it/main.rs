@@ -13,6 +13,7 @@ mod config_units;
 mod config_validate;
 mod create_kill;
 mod google;
+mod google_errors;
 mod mojo_helpdesk;
 mod scim_apply;
 mod scim_faults;

@@ -92,7 +92,30 @@ impl StsExchange {
             ("subject_token_type", JWT_TOKEN_TYPE),
             ("subject_token", subject_token.expose_secret()),
         ];
-        self.endpoint.fetch(&form, &self.reference).await
+        self.endpoint
+            .fetch(&form, &self.reference)
+            .await
+            .map_err(|e| match e {
+                // Told apart from the final token endpoint's refusals, which concern delegation.
+                AuthError::Refused {
+                    reference,
+                    endpoint,
+                    status,
+                    error,
+                    description,
+                } => AuthError::Endpoint {
+                    reference,
+                    endpoint,
+                    cause: format!(
+                        "STS refused the OIDC token of {} ({status} {error}{}): check that \
+                         `audience` names the workload identity provider, that the provider's \
+                         attribute condition admits this CI run, and that the token file is fresh",
+                        self.file.path().display(),
+                        description.map(|d| format!(": {d}")).unwrap_or_default()
+                    ),
+                },
+                other => other,
+            })
     }
 }
 
