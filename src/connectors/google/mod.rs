@@ -217,6 +217,11 @@ impl SourceSpec for GoogleWorkspaceConfig {
     credentials:
       service_account_key: { env: GOOGLE_SA_KEY }   # the JSON key; or { file: secrets/sa.json }
       subject: admin@example.com                    # an admin to impersonate
+      # Keyless in CI instead of the key (workload identity federation):
+      # workload_identity:
+      #   audience: //iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER
+      #   service_account: headcount@PROJECT.iam.gserviceaccount.com
+      #   subject_token_file: /path/to/oidc-token   # e.g. google-github-actions/auth's token file
     # groups: [support@example.com]      # adds `user.groups` (nested membership)
 "#,
             email: "user.primaryEmail",
