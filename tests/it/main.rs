@@ -14,6 +14,7 @@ mod config_validate;
 mod create_kill;
 mod google;
 mod google_errors;
+mod google_examples;
 mod google_wif;
 mod mojo_helpdesk;
 mod scim_apply;
