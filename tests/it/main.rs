@@ -13,6 +13,7 @@ mod config_units;
 mod config_validate;
 mod create_kill;
 mod google;
+mod google_emulator;
 mod google_errors;
 mod google_examples;
 mod google_wif;
