@@ -362,3 +362,60 @@ pub fn build(dir: &Path, config: Value) -> Box<dyn Source> {
     let cx = BuildContext::new(dir, &pool);
     cfg.build("workspace", &cx).unwrap()
 }
+
+/// A read that fails part-way (the second page keeps failing) fails whole: never a partial
+/// list, which would plan the unseen users as gone.
+#[tokio::test]
+async fn a_read_failing_part_way_fails_whole() {
+    let emu = GoogleEmulator::start().await;
+    for i in 0..4 {
+        emu.insert_user(user(&format!("u{i}@example.com"), json!({})));
+    }
+    emu.set_page_cap(Some(2));
+    emu.faults()
+        .on(headcount::testkit::Match::get("/users").query("pageToken", "emu-page-2"))
+        .always()
+        .inject(headcount::testkit::Fault::status(503));
+    let err = emu.source(Listing::default()).read().await.unwrap_err();
+    assert_eq!(err.kind(), "unavailable");
+    assert!(err.to_string().contains("pageToken=emu-page-2"), "{err}");
+    // A group page failing part-way fails the read too.
+    emu.faults().clear();
+    emu.set_group(
+        "g@example.com",
+        &[
+            ("u0@example.com", "USER"),
+            ("u1@example.com", "USER"),
+            ("u2@example.com", "USER"),
+        ],
+    );
+    emu.faults()
+        .on(headcount::testkit::Match::get("/members").query("pageToken", "emu-page-2"))
+        .always()
+        .inject(headcount::testkit::Fault::status(503));
+    assert!(
+        emu.source(with_groups(&["g@example.com"]))
+            .read()
+            .await
+            .is_err()
+    );
+}
+
+/// A `CUSTOMER` member (everyone in the account) puts every user in the group.
+#[tokio::test]
+async fn a_customer_member_means_everyone() {
+    let emu = GoogleEmulator::start().await;
+    emu.insert_user(user("ann@example.com", json!({})));
+    emu.insert_user(user("bob@example.com", json!({})));
+    emu.set_group("all@example.com", &[("", "CUSTOMER")]);
+    let records = emu
+        .source(with_groups(&["all@example.com"]))
+        .read()
+        .await
+        .unwrap();
+    assert!(
+        records
+            .iter()
+            .all(|r| r.data["groups"] == json!(["all@example.com"]))
+    );
+}

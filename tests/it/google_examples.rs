@@ -333,3 +333,39 @@ async fn s5_google_group_end_to_end() {
     assert_eq!(scim_user(&scim, "ann@example.com")["active"], true);
     plan(dir, 0).await;
 }
+
+/// `validate --online` on S1 proves the credentials with one page of users and of the group
+/// (no nesting, nothing else); with delegation revoked it fails saying where to grant it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s1_validate_online_probes_and_explains_missing_delegation() {
+    let google = GoogleEmulator::start().await;
+    let mojo = MojoEmulator::start(MOJO_KEY).await;
+    google.insert_user(person("ann@example.com", "Ann", "Lee", json!({})));
+    google.set_group(
+        "helpdesk-staff@example.com",
+        &[("ann@example.com", "USER"), ("tier2@example.com", "GROUP")],
+    );
+    google.set_group("tier2@example.com", &[]);
+    let w = copy_example(
+        "s1-workspace-to-mojo",
+        &google,
+        &[("https://app.mojohelpdesk.com", mojo.base_url())],
+    );
+    let out = run(w.path(), &["validate", "--online"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        google.log().lines(),
+        [
+            "POST /token",
+            "GET /admin/directory/v1/users?customer=my_customer&maxResults=500&projection=full",
+            "GET /admin/directory/v1/groups/helpdesk-staff@example.com/members?maxResults=200",
+        ]
+    );
+    google.set_grant(headcount::testkit::google::CLIENT_ID, None);
+    let out = run(w.path(), &["validate", "--online"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("Manage Domain Wide Delegation"), "{t}");
+    assert!(t.contains(headcount::testkit::google::CLIENT_ID), "{t}");
+    assert!(!t.contains("BEGIN PRIVATE KEY"), "{t}");
+}
