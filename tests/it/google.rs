@@ -419,3 +419,28 @@ async fn a_customer_member_means_everyone() {
             .all(|r| r.data["groups"] == json!(["all@example.com"]))
     );
 }
+
+/// The token is cached until shortly before it expires (a minute before), then refreshed: a
+/// long `run` never sends an expired token (paused clock: no real wait).
+#[tokio::test(start_paused = true)]
+async fn the_token_is_reused_until_a_minute_before_it_expires() {
+    let emu = GoogleEmulator::start().await;
+    emu.insert_user(user("ann@example.com", json!({})));
+    emu.set_token_lifetime(600);
+    let source = emu.source(Listing::default());
+    source.read().await.unwrap();
+    tokio::time::advance(std::time::Duration::from_secs(530)).await;
+    source.read().await.unwrap();
+    assert_eq!(emu.tokens_issued(), 1, "70 s left: reused");
+    tokio::time::advance(std::time::Duration::from_secs(20)).await;
+    source.read().await.unwrap();
+    assert_eq!(emu.tokens_issued(), 2, "50 s left: refreshed");
+    let bearers: Vec<String> = emu
+        .log()
+        .method("GET")
+        .iter()
+        .map(|l| l.header("authorization").unwrap().to_string())
+        .collect();
+    assert_eq!(bearers[0], bearers[1]);
+    assert_ne!(bearers[1], bearers[2]);
+}
