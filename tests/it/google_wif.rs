@@ -148,3 +148,68 @@ async fn keyless_unauthorized_client_points_to_the_unique_id() {
     assert!(text.contains("unauthorized_client"), "{text}");
     assert!(text.contains("numeric Unique ID"), "{text}");
 }
+
+/// `validate` checks the credential block offline: one of key and workload identity, an email
+/// for the service account, the provider's full name as the audience, each error placed on its
+/// key.
+#[test]
+fn validate_checks_the_credentials_block() {
+    let check = |credentials: &str| {
+        let text = format!(
+            "version: 1
+sources:
+  ws:
+    kind: google_workspace
+    credentials:
+{credentials}
+      subject: admin@example.com
+targets:
+  out: {{ kind: csv_export, dir: out }}
+syncs:
+  - name: s
+    from: ws
+    to: out
+    identity: [email]
+    fields: {{ email: user.primaryEmail }}
+"
+        );
+        let cfg = headcount::config::parse(&text, Path::new("headcount.yaml")).unwrap();
+        let loaded = headcount::config::LoadedConfig {
+            path: "headcount.yaml".into(),
+            base_dir: ".".into(),
+            text: text.clone(),
+            sha256: String::new(),
+            config: cfg,
+        };
+        match headcount::config::validate(&loaded) {
+            Ok(_) => String::new(),
+            Err(e) => e.render(false),
+        }
+    };
+    let wif = "      workload_identity:
+        audience: //iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/g
+        service_account: sa@p.iam.gserviceaccount.com
+        subject_token_file: token";
+    assert_eq!(check(wif), "");
+    assert_eq!(check("      service_account_key: { file: sa.json }"), "");
+    let both = format!("      service_account_key: {{ file: sa.json }}\n{wif}");
+    let out = check(&both);
+    assert!(
+        out.contains("sets both `service_account_key` and `workload_identity`"),
+        "{out}"
+    );
+    let out = check("      # nothing");
+    assert!(
+        out.contains("needs `service_account_key` or `workload_identity`"),
+        "{out}"
+    );
+    let bad = wif
+        .replace("sa@p.iam.gserviceaccount.com", "sa")
+        .replace("//iam.googleapis.com/projects/1", "projects/1");
+    let out = check(&bad);
+    assert!(out.contains("must be the service account's email"), "{out}");
+    assert!(
+        out.contains("must name the provider as //iam.googleapis.com/"),
+        "{out}"
+    );
+}

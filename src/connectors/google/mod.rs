@@ -31,7 +31,8 @@ pub const DEFAULT_BASE_URL: &str = "https://admin.googleapis.com";
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GoogleWorkspaceConfig {
-    /// Customer id (`my_customer` for the key's own account). Either this or `domain`.
+    /// Customer id (`my_customer` for the key's own account). Either this or `domain`;
+    /// neither means `my_customer`.
     #[serde(default)]
     pub customer: Option<String>,
     /// Domain to list instead of a customer.
@@ -167,21 +168,26 @@ impl SourceSpec for GoogleWorkspaceConfig {
                 );
                 c.error(&at("audience"), msg, None);
             }
-            checks::non_empty(
-                c,
-                "credentials.workload_identity.subject_token_file",
-                &w.subject_token_file,
-            );
-            checks::url(
-                c,
-                "credentials.workload_identity.sts_url",
-                w.sts_url.as_deref(),
-            );
-            checks::url(
-                c,
-                "credentials.workload_identity.iam_url",
-                w.iam_url.as_deref(),
-            );
+            if w.subject_token_file.trim().is_empty() {
+                let msg = format!(
+                    "`workload_identity.subject_token_file` of {} is empty: name the CI's OIDC token file",
+                    c.owner()
+                );
+                c.error(&at("subject_token_file"), msg, None);
+            }
+            for (key, value) in [("sts_url", &w.sts_url), ("iam_url", &w.iam_url)] {
+                let Some(text) = value else { continue };
+                let ok = url::Url::parse(text.trim()).is_ok_and(|u| {
+                    matches!(u.scheme(), "https" | "http") && u.username().is_empty()
+                });
+                if !ok {
+                    let msg = format!(
+                        "`workload_identity.{key}` of {} must be an http(s) URL without credentials",
+                        c.owner()
+                    );
+                    c.error(&at(key), msg, None);
+                }
+            }
         }
         if !creds.subject.contains('@') {
             let msg = format!(
