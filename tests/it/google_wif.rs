@@ -43,8 +43,25 @@ async fn the_oidc_token_is_exchanged_signed_by_iam_and_granted() {
     let dir = tempfile::tempdir().unwrap();
     write_token(dir.path(), OIDC_TOKEN);
     let source = build(dir.path(), keyless(&emu));
+    let (logs, guard) = headcount::testkit::capture::logs();
     let records = source.read().await.unwrap();
+    drop(guard);
     assert_eq!(records.len(), 1);
+    // No credential of the chain reaches a log line, even at trace level.
+    let logged = logs.text();
+    assert!(
+        logged.contains("signJwt"),
+        "the capture saw the requests: {logged}"
+    );
+    let signed = emu.log().all()[2].body.clone().unwrap();
+    let assertion = url::form_urlencoded::parse(signed.as_str().unwrap().as_bytes())
+        .find(|(k, _)| k == "assertion")
+        .unwrap()
+        .1
+        .to_string();
+    for secret in [OIDC_TOKEN, "sts-", "ya29.emu", assertion.as_str()] {
+        assert!(!logged.contains(secret), "{secret} leaked into the logs");
+    }
     let lines = emu.log().lines();
     assert_eq!(
         lines,

@@ -148,6 +148,7 @@ pub(super) fn client(
                 iam_url,
                 token_url,
                 endpoint,
+                scrubber: cx.scrubber().clone(),
             })
             .map_err(config_error)?;
             let account = Account {

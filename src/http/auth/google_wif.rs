@@ -51,6 +51,9 @@ pub struct WorkloadIdentityConfig {
     /// Overrides Google's token URL (also the JWT's `aud`).
     pub token_url: Option<Url>,
     pub endpoint: EndpointOptions,
+    /// The run's scrubber: the federated token the IAM calls carry is registered in it, so a
+    /// vendor echoing it back never puts it in an error or a log.
+    pub scrubber: crate::model::Scrubber,
 }
 
 fn unusable(reference: &str, reason: String) -> AuthError {
@@ -179,6 +182,7 @@ impl IamSigner {
             iam_url.as_str(),
         )
         .auth_provider(Arc::new(sts))
+        .scrubber(config.scrubber.clone())
         .unlimited()
         .retry_policy(config.endpoint.retry)
         .timeout_duration(config.endpoint.timeout)
