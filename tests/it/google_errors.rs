@@ -246,3 +246,29 @@ async fn unexpected_json_names_the_request_and_the_expected_shape() {
     assert!(text.contains("GET /admin/directory/v1/users"), "{text}");
     assert!(text.contains("`users` is a object"), "{text}");
 }
+
+/// A `200` that is not JSON (a proxy's login page) is an error naming the request and the
+/// answer Google would have given, without the page itself.
+#[tokio::test]
+async fn a_page_that_is_not_json_is_an_error_not_an_empty_directory() {
+    let emu = emulator().await;
+    emu.faults()
+        .on(Match::get("/members"))
+        .always()
+        .inject(Fault::Answer {
+            status: 200,
+            headers: vec![("content-type".into(), "text/html".into())],
+            body: "<html><body>Sign in to the proxy</body></html>".into(),
+        });
+    let (kind, text) = read_err(&emu, with_groups()).await;
+    assert_eq!(kind, "bad_data");
+    assert!(
+        text.contains("GET /admin/directory/v1/groups/staff@example.com/members"),
+        "{text}"
+    );
+    assert!(
+        text.contains("expected a Directory API list {\"kind\": \"admin#directory#members\""),
+        "{text}"
+    );
+    assert!(!text.contains("<html"), "{text}");
+}

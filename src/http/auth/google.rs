@@ -175,11 +175,6 @@ impl GoogleServiceAccount {
         &self.client_email
     }
 
-    /// The scopes asked for, space-delimited as in the JWT.
-    pub fn scope(&self) -> &str {
-        &self.scope
-    }
-
     /// The signed JWT: `iss` the service account, `scope`, `aud` the token URL, `sub` the
     /// impersonated user, valid one hour.
     async fn assertion(&self) -> Result<SecretString, AuthError> {
