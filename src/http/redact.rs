@@ -49,6 +49,7 @@ pub fn is_secret_name(name: &str) -> bool {
         || n.contains("secret")
         || n.ends_with("_token")
         || n.ends_with("assertion")
+        || n.ends_with("jwt")
         || n.ends_with("api_key")
         || n.ends_with("access_key")
 }

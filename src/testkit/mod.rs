@@ -11,6 +11,7 @@
 pub mod capture;
 pub mod compliance;
 pub mod fault;
+pub mod google;
 pub mod graph;
 pub mod mojo;
 pub mod scim;

@@ -1,6 +1,9 @@
 //! Google service accounts: an RS256 JWT signed with the key's private key, exchanged at the
 //! key's `token_uri` with the jwt-bearer grant (RFC 7523 §2.1). With `subject`, the token acts
 //! as that Workspace user (domain-wide delegation), which the Directory API needs.
+//!
+//! Without a key ([`GoogleServiceAccount::workload_identity`]), the same JWT is signed by the
+//! IAM Credentials `signJwt` call, authorised by a federated token from STS (`google_wif.rs`).
 
 use std::fmt;
 use std::time::Duration;
@@ -11,6 +14,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::cache::{Token, TokenCache};
+use super::google_wif::{IamSigner, WorkloadIdentityConfig};
 use super::jwt::{RsaSigner, unix_now};
 use super::token::{EndpointOptions, TokenEndpoint};
 use super::{AuthError, AuthProvider, Credential, Issued};
@@ -20,6 +24,18 @@ pub(crate) const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-
 
 /// Lifetime asked in `exp`: Google's maximum.
 const JWT_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Google's OAuth token endpoint: the `aud` of keyless JWTs, which have no key `token_uri`.
+pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+
+/// Who signs the delegation JWT: the key's private key, or IAM on the service account's behalf.
+enum Signer {
+    Key {
+        signer: RsaSigner,
+        key_id: Option<String>,
+    },
+    Iam(IamSigner),
+}
 
 /// What a service-account provider needs.
 #[derive(Debug)]
@@ -41,8 +57,9 @@ pub struct GoogleServiceAccountConfig {
 pub struct GoogleServiceAccount {
     reference: String,
     client_email: String,
-    key_id: Option<String>,
-    signer: RsaSigner,
+    /// The key's numeric `client_id`: what an admin authorises for domain-wide delegation.
+    client_id: Option<String>,
+    signer: Signer,
     scope: String,
     subject: Option<String>,
     endpoint: TokenEndpoint,
@@ -102,20 +119,16 @@ impl GoogleServiceAccount {
                 "its token URL {token_url} is not http(s)"
             )));
         }
-        let signer = RsaSigner::from_pem(private_key, &reference)?;
-        let scope = config
-            .scopes
-            .iter()
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let signer = Signer::Key {
+            signer: RsaSigner::from_pem(private_key, &reference)?,
+            key_id: field("private_key_id").map(str::to_string),
+        };
         let endpoint = TokenEndpoint::new(&token_url, config.endpoint, &reference)?;
         Ok(GoogleServiceAccount {
             client_email: client_email.to_string(),
-            key_id: field("private_key_id").map(str::to_string),
+            client_id: field("client_id").map(str::to_string),
             signer,
-            scope,
+            scope: join_scopes(&config.scopes),
             subject: config.subject.filter(|s| !s.trim().is_empty()),
             endpoint,
             cache: TokenCache::default(),
@@ -123,14 +136,49 @@ impl GoogleServiceAccount {
         })
     }
 
+    /// A keyless service account (workload identity federation): the CI's OIDC token is
+    /// exchanged at STS, IAM's `signJwt` signs the delegation JWT as the service account, and
+    /// the jwt-bearer grant at `token_url` (default [`GOOGLE_TOKEN_URL`]) turns it into a token.
+    pub fn workload_identity(config: WorkloadIdentityConfig) -> Result<Self, AuthError> {
+        let reference = config.reference.clone();
+        let token_url = match &config.token_url {
+            Some(u) => u.clone(),
+            None => Url::parse(GOOGLE_TOKEN_URL).map_err(|e| AuthError::Unusable {
+                reference: reference.clone(),
+                reason: format!("the token URL is not a URL: {e}"),
+            })?,
+        };
+        let endpoint = TokenEndpoint::new(&token_url, config.endpoint, &reference)?;
+        let scope = join_scopes(&config.scopes);
+        let subject = config.subject.clone().filter(|s| !s.trim().is_empty());
+        let client_email = config.service_account.trim().to_string();
+        Ok(GoogleServiceAccount {
+            signer: Signer::Iam(IamSigner::new(config)?),
+            client_email,
+            client_id: None,
+            scope,
+            subject,
+            endpoint,
+            cache: TokenCache::default(),
+            reference,
+        })
+    }
+
+    /// The key's numeric client id (`client_id`), the one an admin authorises for domain-wide
+    /// delegation; `None` for keyless credentials.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// The service account's email (`client_email`).
+    pub fn client_email(&self) -> &str {
+        &self.client_email
+    }
+
     /// The signed JWT: `iss` the service account, `scope`, `aud` the token URL, `sub` the
     /// impersonated user, valid one hour.
-    fn assertion(&self) -> Result<SecretString, AuthError> {
+    async fn assertion(&self) -> Result<SecretString, AuthError> {
         let now = unix_now();
-        let mut header = json!({"alg": "RS256", "typ": "JWT"});
-        if let Some(kid) = &self.key_id {
-            header["kid"] = json!(kid);
-        }
         let mut claims = json!({
             "iss": self.client_email,
             "scope": self.scope,
@@ -141,11 +189,20 @@ impl GoogleServiceAccount {
         if let Some(sub) = &self.subject {
             claims["sub"] = json!(sub);
         }
-        self.signer.sign(&header, &claims, &self.reference)
+        match &self.signer {
+            Signer::Key { signer, key_id } => {
+                let mut header = json!({"alg": "RS256", "typ": "JWT"});
+                if let Some(kid) = key_id {
+                    header["kid"] = json!(kid);
+                }
+                signer.sign(&header, &claims, &self.reference)
+            }
+            Signer::Iam(iam) => iam.sign(&claims).await,
+        }
     }
 
     async fn fetch(&self) -> Result<Token, AuthError> {
-        let assertion = self.assertion()?;
+        let assertion = self.assertion().await?;
         let form = [
             ("grant_type", JWT_BEARER_GRANT),
             ("assertion", assertion.expose_secret()),
@@ -168,4 +225,14 @@ impl AuthProvider for GoogleServiceAccount {
         self.cache.reject(generation);
         true
     }
+}
+
+/// Scopes as the JWT's `scope` claim wants them: space-delimited, never commas.
+fn join_scopes(scopes: &[String]) -> String {
+    scopes
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -7,7 +7,8 @@
 //! * [`Auth`](super::Auth): a static bearer token, basic credentials or query key (no refresh).
 //! * [`ClientCredentials`]: the OAuth2 client-credentials grant (Entra ID), authenticated by a
 //!   secret, a certificate ([`Certificate`]) or a client-assertion file ([`TokenFile`]).
-//! * [`GoogleServiceAccount`]: a signed JWT exchanged with the jwt-bearer grant.
+//! * [`GoogleServiceAccount`]: a signed JWT exchanged with the jwt-bearer grant; signed with the
+//!   key, or keyless through STS and IAM `signJwt` ([`WorkloadIdentityConfig`]).
 //! * [`FileBearer`]: a bearer token read from a file and re-read when the file changes.
 //!
 //! Every failure is an [`AuthError`] naming the credential's *reference* (the label the caller
@@ -71,6 +72,7 @@ mod cache;
 mod client_credentials;
 mod file;
 mod google;
+mod google_wif;
 mod jwt;
 mod token;
 
@@ -85,7 +87,8 @@ use secrecy::SecretString;
 
 pub use client_credentials::{ClientAuth, ClientCredentials, ClientCredentialsConfig};
 pub use file::{FileBearer, TokenFile};
-pub use google::{GoogleServiceAccount, GoogleServiceAccountConfig};
+pub use google::{GOOGLE_TOKEN_URL, GoogleServiceAccount, GoogleServiceAccountConfig};
+pub use google_wif::{DEFAULT_IAM_URL, DEFAULT_STS_URL, WorkloadIdentityConfig};
 pub use jwt::Certificate;
 pub use token::EndpointOptions;
 

@@ -5,5 +5,6 @@ mod csv;
 mod csv_export;
 mod entra_guests;
 mod entra_id;
+mod google_workspace;
 mod mojo_helpdesk;
 mod scim;
