@@ -3,5 +3,6 @@
 
 mod csv;
 mod csv_export;
+mod ldap;
 mod mojo_helpdesk;
 mod scim;
