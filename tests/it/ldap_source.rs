@@ -294,6 +294,7 @@ async fn a_non_ldap_answer_is_a_clear_error() {
         let text = err.to_string();
         assert!(text.contains("LDAP source `directory`"), "{text}");
         assert!(text.contains(&url), "{text}");
+        assert!(text.contains("not at an HTTP service"), "{text}");
         assert!(!text.to_ascii_lowercase().contains("<html"), "{text}");
     }
     serve.abort();

@@ -24,12 +24,10 @@ use super::{ConnectorError, Source};
 use crate::model::SecretRef;
 use crate::model::checks::{self, Checks, PathSeg};
 
-pub use record::guid_string;
-
 /// Entries per page when `page_size` is not set.
-pub const DEFAULT_PAGE_SIZE: u32 = 500;
+const DEFAULT_PAGE_SIZE: u32 = 500;
 /// Connect, bind and per-page timeout when `timeout` is not set.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An LDAP directory (paged search).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -141,7 +141,7 @@ fn guid_value(bytes: &[u8]) -> Value {
 /// Active Directory's binary `objectGUID` (16 bytes) as a GUID string: the first three groups
 /// are little-endian (Windows' mixed-endian layout), lower case, no braces. `None` when the
 /// value is not 16 bytes.
-pub fn guid_string(bytes: &[u8]) -> Option<String> {
+pub(super) fn guid_string(bytes: &[u8]) -> Option<String> {
     let b: &[u8; 16] = bytes.try_into().ok()?;
     Some(format!(
         "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",

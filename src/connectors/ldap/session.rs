@@ -40,6 +40,9 @@ pub(super) struct Search<'a> {
 pub(super) struct Session<'e> {
     ep: &'e Endpoint,
     ldap: Ldap,
+    /// The task reading the connection: when an operation finds the connection gone, its
+    /// result says why (e.g. an answer that is not LDAP).
+    driver: Option<tokio::task::JoinHandle<ldap3::result::Result<()>>>,
 }
 
 impl Endpoint {
@@ -54,27 +57,39 @@ impl Endpoint {
             .set_starttls(self.starttls)
             .set_config(self.tls.clone());
         let connect = LdapConnAsync::with_settings(settings, &self.url);
-        let (conn, mut ldap) = match tokio::time::timeout(self.timeout, connect).await {
+        let (conn, ldap) = match tokio::time::timeout(self.timeout, connect).await {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => return Err(self.connect_error(e)),
             Err(_) => return Err(self.timed_out("connecting")),
         };
-        tokio::spawn(async move {
-            if let Err(e) = conn.drive().await {
+        let driver = tokio::spawn(async move {
+            let ended = conn.drive().await;
+            if let Err(e) = &ended {
                 tracing::debug!("LDAP connection ended: {e}");
             }
+            ended
         });
+        let mut session = Session {
+            ep: self,
+            ldap,
+            driver: Some(driver),
+        };
         if let Some((dn, password)) = &self.bind {
-            let result = ldap
+            let bound = session
+                .ldap
                 .with_timeout(self.timeout)
                 .simple_bind(dn, password.expose_secret())
-                .await
-                .map_err(|e| self.bind_error(dn, e))?;
+                .await;
+            let result = match bound {
+                Ok(result) => result,
+                Err(LdapError::LdapResult { result }) => result,
+                Err(e) => return Err(session.broken(&format!("binding as `{dn}`"), e).await),
+            };
             if result.rc != 0 {
                 return Err(self.bind_refused(dn, &result));
             }
         }
-        Ok(Session { ep: self, ldap })
+        Ok(session)
     }
 
     fn timed_out(&self, doing: &str) -> ConnectorError {
@@ -121,14 +136,6 @@ impl Endpoint {
         }
     }
 
-    fn bind_error(&self, dn: &str, e: LdapError) -> ConnectorError {
-        match e {
-            LdapError::Timeout { .. } => self.timed_out(&format!("binding as `{dn}`")),
-            LdapError::LdapResult { result } => self.bind_refused(dn, &result),
-            other => self.broken(&format!("binding as `{dn}`"), other),
-        }
-    }
-
     fn bind_refused(&self, dn: &str, r: &LdapResult) -> ConnectorError {
         let what = self.what();
         match r.rc {
@@ -169,6 +176,24 @@ impl Endpoint {
 }
 
 impl Session<'_> {
+    /// An operation failed on the connection itself: asks the connection's task why it ended.
+    async fn broken(&mut self, doing: &str, e: LdapError) -> ConnectorError {
+        let gone = matches!(
+            e,
+            LdapError::OpSend { .. } | LdapError::ResultRecv { .. } | LdapError::IdScrubSend { .. }
+        );
+        if gone
+            && let Some(driver) = self.driver.take()
+            && let Ok(Ok(Err(cause))) = tokio::time::timeout(Duration::from_secs(1), driver).await
+        {
+            return ConnectorError::Unavailable(format!(
+                "{}: the connection ended while {doing}: {cause}; check that `url` points at an LDAP server (ldap:// usually on port 389, ldaps:// on 636), not at an HTTP service or proxy, and that it is up",
+                self.ep.what()
+            ));
+        }
+        self.ep.broken(doing, e)
+    }
+
     /// Every entry of a paged search, page by page; `first_page_only` stops after the first
     /// page (`validate --online`). A failure on any page fails the whole search.
     pub(super) async fn search(
@@ -186,13 +211,16 @@ impl Session<'_> {
                 cookie: cookie.clone(),
             });
             let doing = format!("searching `{}` (page {page})", s.base);
-            let result = self
+            let result = match self
                 .ldap
                 .with_timeout(self.ep.timeout)
                 .with_controls(vec![control])
                 .search(s.base, s.scope, s.filter, s.attrs.to_vec())
                 .await
-                .map_err(|e| self.ep.broken(&doing, e))?;
+            {
+                Ok(result) => result,
+                Err(e) => return Err(self.broken(&doing, e).await),
+            };
             let ldap3::SearchResult(raw, status) = result;
             if status.rc != 0 {
                 return Err(self.search_failed(s, &status, page_size));
@@ -233,12 +261,15 @@ impl Session<'_> {
         attrs: &[String],
     ) -> Result<Option<SearchEntry>, ConnectorError> {
         let doing = format!("reading `{dn}`");
-        let result = self
+        let result = match self
             .ldap
             .with_timeout(self.ep.timeout)
             .search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec())
             .await
-            .map_err(|e| self.ep.broken(&doing, e))?;
+        {
+            Ok(result) => result,
+            Err(e) => return Err(self.broken(&doing, e).await),
+        };
         let ldap3::SearchResult(raw, status) = result;
         if status.rc == 32 {
             return Ok(None);
