@@ -12,6 +12,7 @@ mod config_schema;
 mod config_units;
 mod config_validate;
 mod create_kill;
+mod ldap_config;
 mod ldap_e2e;
 mod ldap_source;
 mod mojo_helpdesk;
