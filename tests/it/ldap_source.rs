@@ -476,4 +476,48 @@ fn the_active_directory_example_validates() {
     let text = std::fs::read_to_string(dir.join("headcount.yaml")).unwrap();
     assert!(text.contains("memberOf:1.2.840.113556.1.4.1941:="));
     assert!(text.contains("1.2.840.113556.1.4.803:=2"));
+
+    // Its `active` expression reads ACCOUNTDISABLE (bit 2) of userAccountControl: run it on
+    // records carrying the attribute as AD sends it (a decimal string).
+    let active = text
+        .lines()
+        .find_map(|l| l.strip_prefix("    active: "))
+        .expect("an `active:` line");
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("people.csv"),
+        "mail,userAccountControl\nenabled@example.com,512\ndisabled@example.com,514\nlocked@example.com,66050\n",
+    )
+    .unwrap();
+    let config = format!(
+        "version: 1\nsources:\n  ad:\n    kind: csv\n    path: people.csv\ntargets:\n  files:\n    kind: csv_export\n    dir: out\nsyncs:\n  - name: support\n    from: ad\n    to: files\n    identity: [email]\n    fields:\n      email: user.mail\n    active: {active}\n"
+    );
+    std::fs::write(work.path().join("headcount.yaml"), config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_headcount"))
+        .current_dir(work.path())
+        .args(["--color", "never", "plan", "--format", "json"])
+        .output()
+        .expect("run headcount");
+    assert!(out.status.success(), "{out:?}");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("plan json");
+    let mut seen: Vec<(String, Value)> = doc["syncs"][0]["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            (
+                c["identity"]["email"].as_str().unwrap_or("").to_string(),
+                c["active"]["after"].clone(),
+            )
+        })
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        seen,
+        [
+            ("disabled@example.com".to_string(), json!(false)),
+            ("enabled@example.com".to_string(), json!(true)),
+            ("locked@example.com".to_string(), json!(false)),
+        ]
+    );
 }
