@@ -15,6 +15,7 @@ mod create_kill;
 mod ldap_config;
 mod ldap_e2e;
 mod ldap_source;
+mod ldap_wire;
 mod mojo_helpdesk;
 mod scim_apply;
 mod scim_faults;

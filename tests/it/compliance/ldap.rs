@@ -3,7 +3,9 @@
 //! there is no request log (paging is checked by count here and past the server's 500-entry
 //! limit in `ldap_source.rs`), no 429/Retry-After in the protocol, and no HTML page or JSON
 //! body; their LDAP counterparts (a non-LDAP answer on the port, refused connections, TLS
-//! failures, size limits) are tested in `ldap_source.rs`. A revoked credential is real: the
+//! failures, size limits) are tested in `ldap_source.rs`, and a paged search that never ends
+//! (its cookie does not advance), a malformed control and the exact number of page requests
+//! against a scripted server in `ldap_wire.rs`. A revoked credential is real: the
 //! bind account's password is changed on the server.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -180,7 +182,7 @@ impl SourceHarness for LdapSourceHarness {
                 "LDAP answers are BER, not HTTP bodies; a non-LDAP answer on the port is tested in ldap_source.rs",
             )),
             Inject::ShortList => Err(NotApplicable(
-                "the paged-results control announces no total; a cookie that never advances is refused by the connector",
+                "the paged-results control announces no total; a cookie that never advances is an error (ldap_wire.rs)",
             )),
             Inject::LostCreateAnswer => Err(NotApplicable("a source never writes")),
         }
