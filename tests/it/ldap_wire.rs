@@ -189,3 +189,21 @@ async fn a_server_that_ignores_paging_is_read_in_one_answer() {
     assert_eq!(got.expect("read"), 1);
     assert_eq!(searches, 1);
 }
+
+#[test]
+fn a_url_without_a_server_is_refused_when_built() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in ["ldap://", "ldaps:///dc=example"] {
+        let built = slapd::build(
+            json!({"url": url, "base_dn": "dc=example,dc=com"}),
+            dir.path(),
+        );
+        match built {
+            Ok(_) => panic!("{url} was accepted"),
+            Err(e) => {
+                assert!(matches!(e, ConnectorError::Config(_)), "{e:?}");
+                assert!(e.to_string().contains("names no LDAP server"), "{e}");
+            }
+        }
+    }
+}

@@ -48,6 +48,14 @@ impl LdapSource {
                 )));
             }
         };
+        let url = cfg.url.trim();
+        // ldap3 assumes a host once the URL parses; validation said so already, this keeps
+        // a build without validation from reaching that assumption.
+        if !url::Url::parse(url).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty())) {
+            return Err(ConnectorError::Config(format!(
+                "source `{name}`: `url` `{url}` names no LDAP server; write e.g. ldaps://ldap.example.com:636"
+            )));
+        }
         let ca_file = cfg.ca_file.as_deref().map(|f| cx.path(f));
         let timeout = cfg
             .timeout()
@@ -66,8 +74,8 @@ impl LdapSource {
             name: name.to_string(),
             endpoint: Endpoint {
                 source: name.to_string(),
-                url: cfg.url.trim().to_string(),
-                starttls: cfg.starttls && !cfg.url.trim().starts_with("ldaps://"),
+                url: url.to_string(),
+                starttls: cfg.starttls && !url.starts_with("ldaps://"),
                 tls: tls::client_config(name, ca_file.as_deref())?,
                 timeout,
                 bind,

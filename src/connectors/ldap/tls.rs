@@ -45,7 +45,15 @@ fn file_roots(source: &str, path: &Path) -> Result<RootCertStore, ConnectorError
     if meta.len() > MAX_CA_FILE {
         return Err(bad(format!("larger than {MAX_CA_FILE} bytes")));
     }
-    let text = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_CA_FILE + 1), &mut text)
+        })
+        .map_err(|e| bad(e.to_string()))?;
+    if text.len() as u64 > MAX_CA_FILE {
+        return Err(bad(format!("larger than {MAX_CA_FILE} bytes")));
+    }
     let blocks = pem::parse_many(&text).map_err(|e| bad(format!("not PEM ({e})")))?;
     let mut roots = RootCertStore::empty();
     for block in blocks.iter().filter(|b| b.tag() == "CERTIFICATE") {
