@@ -6,5 +6,6 @@ mod csv_export;
 mod entra_guests;
 mod entra_id;
 mod google_workspace;
+mod ldap;
 mod mojo_helpdesk;
 mod scim;

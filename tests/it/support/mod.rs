@@ -5,6 +5,7 @@
 
 pub mod fault_proxy;
 pub mod scim_server;
+pub mod slapd;
 pub mod work;
 
 use std::collections::BTreeMap;
