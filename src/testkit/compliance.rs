@@ -213,7 +213,8 @@ pub async fn target_every_page_is_read<H: TargetHarness>() {
     assert_eq!(accounts.len(), paging.seed, "{}: accounts listed", H::KIND);
     let ids: std::collections::BTreeSet<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(ids.len(), paging.seed, "{}: distinct ids", H::KIND);
-    if let Some(log) = h.log() {
+    // N/A paging (no requests to expect) still checks that every account was listed.
+    if let Some(log) = h.log().filter(|_| !paging.requests.is_empty()) {
         assert_eq!(
             list_lines(log),
             paging.requests,

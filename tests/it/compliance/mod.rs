@@ -4,4 +4,5 @@
 mod csv;
 mod csv_export;
 mod mojo_helpdesk;
+mod request_tracker;
 mod scim;
