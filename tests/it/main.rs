@@ -13,6 +13,7 @@ mod config_units;
 mod config_validate;
 mod create_kill;
 mod mojo_helpdesk;
+mod request_tracker_cli;
 mod request_tracker_real;
 mod scim_apply;
 mod scim_faults;
