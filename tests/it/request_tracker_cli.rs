@@ -116,6 +116,12 @@ fn csv_to_request_tracker_plan_apply_and_changes() {
 
     let out = cli.run(&["validate"]);
     assert_eq!(out.code, Some(0), "{}", out.both());
+    let out = cli.run(&["validate", "--online"]);
+    assert_eq!(out.code, Some(0), "{}", out.both());
+    let wrong = Cli::new(&server.origin, "1-1-not-a-token", "deactivate");
+    let out = wrong.run(&["validate", "--online"]);
+    assert_eq!(out.code, Some(1), "{}", out.both());
+    assert!(out.both().contains("401"), "{}", out.both());
 
     let out = cli.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.code, Some(2), "{}", out.both());

@@ -70,16 +70,13 @@ impl RequestTrackerTarget {
     }
 
     /// One user by numeric id or name, remembering its `ETag`.
-    async fn get_user(&self, id: &str) -> Result<LiveAccount, HttpError> {
+    async fn get_user(&self, id: &str) -> Result<LiveAccount, ConnectorError> {
         let resp = self
             .client
             .send(Request::get(format!("user/{}", segment(id))))
             .await?;
         let body: Value = resp.json()?;
-        let live = user::to_live(&body, &resp.what).map_err(|e| HttpError::Decode {
-            what: resp.what.clone(),
-            cause: e.to_string(),
-        })?;
+        let live = user::to_live(&body, &resp.what)?;
         if let Some(tag) = resp.header("etag")
             && let Ok(mut m) = self.etags.lock()
         {

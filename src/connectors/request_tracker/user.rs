@@ -85,6 +85,15 @@ pub(super) fn to_live(user: &Value, what: &str) -> Result<LiveAccount, Connector
     if fields.get("Name").is_none_or(Value::is_null) {
         return Err(bad("without a `Name`"));
     }
+    // RT shows `Disabled` only to users with the AdminUsers right; without it every user
+    // would read as active, and leavers would never be seen as disabled.
+    if user.get("Disabled").is_none() {
+        return Err(ConnectorError::Permission {
+            message: format!(
+                "request_tracker: {what} answered without `Disabled`: the token's user lacks RT's AdminUsers right (RT shows only a summary of users then). Grant AdminUsers (Admin > Global > Group Rights or User Rights) to the user whose token `token` holds"
+            ),
+        });
+    }
     let privileged =
         flag(user.get("Privileged")).ok_or_else(|| bad("whose `Privileged` is neither 0 nor 1"))?;
     fields.insert("Privileged".to_string(), json!(privileged));
@@ -192,6 +201,14 @@ mod tests {
     }
 
     #[test]
+    fn a_summary_without_disabled_is_a_permission_error_never_an_active_user() {
+        let summary = json!({"id": 27, "Name": "alice", "Privileged": 1, "_hyperlinks": []});
+        let err = to_live(&summary, "GET /REST/2.0/user/27").unwrap_err();
+        assert!(matches!(err, ConnectorError::Permission { .. }), "{err:?}");
+        assert!(err.to_string().contains("AdminUsers"), "{err}");
+    }
+
+    #[test]
     fn unexpected_user_records_are_errors_naming_the_request() {
         for bad in [
             json!([1, 2]),
@@ -199,7 +216,7 @@ mod tests {
             json!({"id": "alice", "Name": "alice"}),
             json!({"id": 3}),
             json!({"id": 3, "Name": "x", "Disabled": "maybe"}),
-            json!({"id": 3, "Name": "x", "Privileged": {"a": 1}}),
+            json!({"id": 3, "Name": "x", "Disabled": "0", "Privileged": {"a": 1}}),
         ] {
             let err = to_live(&bad, "GET /REST/2.0/user/3")
                 .unwrap_err()
