@@ -158,6 +158,49 @@ mod tests {
         );
     }
 
+    /// RT hides `total` and `pages` (null) from callers who cannot see every result: the
+    /// pages are followed by `next_page` alone, built from `page`, not from RT's link.
+    #[tokio::test]
+    async fn pages_are_followed_by_next_page_when_total_is_null() {
+        use axum::extract::Query;
+        async fn users(Query(q): Query<Vec<(String, String)>>) -> axum::Json<Value> {
+            let page: u64 = q
+                .iter()
+                .find(|(k, _)| k == "page")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            let items: Vec<Value> = match page {
+                1 => vec![json!({"id": 1}), json!({"id": 2})],
+                2 => vec![json!({"id": 3}), json!({"id": 4})],
+                3 => vec![json!({"id": 5})],
+                _ => vec![],
+            };
+            let next =
+                (page < 3).then(|| format!("http://elsewhere/REST/2.0/users?=&page={}", page + 1));
+            axum::Json(
+                json!({"page": page, "per_page": 2, "total": null, "pages": null,
+                "next_page": next, "items": items}),
+            )
+        }
+        let served = crate::testkit::serve_with_faults(
+            axum::Router::new().route("/REST/2.0/users", axum::routing::get(users)),
+        )
+        .await;
+        let client = crate::testkit::builder(&rest_root(&served.origin))
+            .build()
+            .unwrap();
+        let items = collect(&client, all_users(2)).await.unwrap();
+        assert_eq!(items.len(), 5);
+        assert_eq!(
+            served.log.lines(),
+            (1..=3)
+                .map(|p| format!(
+                    "GET /REST/2.0/users?fields=id,Name&find_disabled_rows=1&per_page=2&page={p}"
+                ))
+                .collect::<Vec<_>>()
+        );
+    }
+
     #[test]
     fn put_answers_read_as_messages() {
         assert_eq!(
