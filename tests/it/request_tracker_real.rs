@@ -393,7 +393,7 @@ async fn retry_after_is_honoured() {
         .log
         .all()
         .into_iter()
-        .filter(|l| l.path == "/REST/2.0/users")
+        .filter(|l| l.path == "/REST/2.0/users" && l.query("page") == Some("1"))
         .collect();
     assert_eq!(lists.len(), 2, "{:?}", c.served.log.lines());
     assert_eq!(lists[0].fault, Some("429"));

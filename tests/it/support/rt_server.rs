@@ -72,6 +72,38 @@ fn answers(token: &str) -> bool {
     http_status(rt_port(), "/REST/2.0/rt", &format!("token {token}")) == Some(200)
 }
 
+/// Users in RT past which the first test of a run starts from a fresh database: every run
+/// adds its users for good, and a list reads each user once.
+const RESET_ABOVE: u64 = 300;
+
+/// The `total` of RT's user collection (disabled users included).
+fn user_total(token: &str) -> Option<u64> {
+    let body = http_get(
+        rt_port(),
+        "/REST/2.0/users?per_page=1&find_disabled_rows=1",
+        &format!("token {token}"),
+    )?;
+    let json = body.split_once("\r\n\r\n")?.1;
+    serde_json::from_str::<Value>(json).ok()?["total"].as_u64()
+}
+
+/// A minimal blocking HTTP/1.0 GET (no runtime needed): the whole answer, head and body.
+fn http_get(port: u16, path: &str, authorization: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAuthorization: {authorization}\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.take(1 << 20).read_to_end(&mut buf).ok()?;
+    String::from_utf8(buf).ok()
+}
+
 /// A minimal blocking HTTP/1.0 GET (no runtime needed): the status, `None` when nothing answers.
 fn http_status(port: u16, path: &str, authorization: &str) -> Option<u16> {
     use std::io::{Read, Write};
@@ -100,15 +132,22 @@ fn http_status(port: u16, path: &str, authorization: &str) -> Option<u16> {
 /// `Err((missing, why))`: `missing` when RT is not installed and could not be.
 fn start() -> Result<RtServer, (bool, String)> {
     let origin = format!("http://127.0.0.1:{}", rt_port());
+    let mut reset = false;
     if let Some(token) = read_token()
         && answers(&token)
     {
-        return Ok(RtServer { origin, token });
+        match user_total(&token) {
+            Some(n) if n > RESET_ABOVE => reset = true,
+            _ => return Ok(RtServer { origin, token }),
+        }
     }
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/start-rt.sh");
     let installed = std::path::Path::new("/usr/share/request-tracker5/libexec/rt-server").exists();
     let mut cmd = std::process::Command::new("bash");
     cmd.arg(&script).arg("start");
+    if reset {
+        cmd.env("RESET", "1");
+    }
     let out = super::run_command(cmd, "scripts/start-rt.sh start", START_LIMIT);
     if !out.success() {
         let why = format!(
