@@ -412,3 +412,54 @@ async fn a_wrong_token_is_a_clear_auth_error() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_lost_create_is_looked_up_before_anything_is_resent() {
+    let Some(c) = case("lost").await else { return };
+    c.served
+        .faults
+        .on(Match::post("/REST/2.0/user"))
+        .inject(Fault::LoseResponse);
+    let op = TargetOp::Create {
+        fields: BTreeMap::from([
+            ("Name".to_string(), json!(c.name(0))),
+            (
+                "EmailAddress".to_string(),
+                json!(format!("{}0@example.com", c.prefix)),
+            ),
+        ]),
+        active: true,
+        notify: false,
+    };
+    let id = apply_one(&c.target, op).await.unwrap();
+    assert_eq!(id, c.id(0).await);
+    let posts: Vec<String> = c
+        .served
+        .log
+        .method("POST")
+        .iter()
+        .map(|l| l.path.clone())
+        .collect();
+    assert_eq!(
+        posts,
+        ["/REST/2.0/user", "/REST/2.0/users", "/REST/2.0/users"],
+        "one create, then the searches by EmailAddress and Name; never a second create"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_answer_for_one_user_is_an_error_naming_that_request() {
+    let Some(c) = case("badone").await else {
+        return;
+    };
+    c.admin.create(user_body(&c.prefix, 0)).await;
+    let id = c.id(0).await;
+    let path = format!("/REST/2.0/user/{id}");
+    for fault in [Fault::html_error_page(), Fault::unexpected_json()] {
+        c.served.faults.clear();
+        c.served.faults.on(Match::get(&path)).always().inject(fault);
+        let err = c.target.list().await.unwrap_err().to_string();
+        assert!(err.contains(&format!("GET {path}")), "{err}");
+        assert!(!err.to_lowercase().contains("<html"), "{err}");
+    }
+}
