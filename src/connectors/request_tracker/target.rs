@@ -96,7 +96,7 @@ impl RequestTrackerTarget {
             }
             let id = user::numeric_id(item.get("id")).ok_or_else(|| {
                 ConnectorError::BadData(format!(
-                    "request_tracker: GET /REST/2.0/users listed a user without a numeric id ({}); expected RT 5 collection items with `fields=id,Name`",
+                    "request_tracker: RT's user collection listed a user without a numeric id ({}); expected RT 5 collection items with `fields=id,Name`",
                     crate::http::redact::truncate(&item.to_string(), 200)
                 ))
             })?;
@@ -160,7 +160,15 @@ impl RequestTrackerTarget {
                         _ => None,
                     });
                     if let Some(name) = name {
-                        return Ok(self.get_user(&name).await?.id);
+                        // Created for sure; only its numeric id is unknown until read back.
+                        return self.get_user(&name).await.map(|u| u.id).map_err(|e| {
+                            ConnectorError::Ambiguous {
+                                what: format!("{} ({who})", resp.what),
+                                cause: format!(
+                                    "RT created the user {name:?}, but reading it back failed: {e}"
+                                ),
+                            }
+                        });
                     }
                     // Created, but the answer does not say which user: find it, never resend.
                     return match self.lookup(&keys).await?.into_iter().next() {
