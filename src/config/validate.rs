@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::diagnostic::{ConfigError, ConfigErrors, ErrorKind};
 use super::load::{LoadedConfig, span_len, suggest, sync_label};
 use super::located::{Located, Pos};
-use super::model::{Config, ExprText, ManagePolicy};
+use super::model::{Config, ExprText, ManagePolicy, RemovedPolicy};
 use super::tree::{NodeId, NodeKind, Seg, Style, Tree, TreeLimits};
 use super::units::parse_max_removals;
 use crate::connectors::{TargetConfig, TargetKind};
@@ -454,6 +454,18 @@ impl Cx {
                     None
                 }
             };
+
+            if sync.removed == RemovedPolicy::Delete
+                && let Some(kind) = kind
+                && let Some(why) = kind.no_delete()
+            {
+                let node = self.at(&[&base[..], &[key("removed")]].concat());
+                self.error(
+                    node,
+                    format!("{label}: `removed: delete` is not possible on a {kind} target: {why}"),
+                    Some("use `removed: deactivate` (or `keep`)".into()),
+                );
+            }
 
             if !sync.protect.is_empty() && sync.manage != ManagePolicy::All {
                 let node = self.key_at(&[&base[..], &[key("protect")]].concat());

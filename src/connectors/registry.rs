@@ -71,6 +71,11 @@ macro_rules! registry {
                 match self { $( TargetKind::$TVariant => <$TCfg as TargetSpec>::CUSTOM_PREFIX, )* }
             }
 
+            /// Why the kind cannot delete accounts, when it cannot (`removed: delete` is refused).
+            pub fn no_delete(self) -> Option<&'static str> {
+                match self { $( TargetKind::$TVariant => <$TCfg as TargetSpec>::NO_DELETE, )* }
+            }
+
             /// The config key listing the custom field keys.
             pub fn custom_fields_key(self) -> &'static str {
                 match self { $( TargetKind::$TVariant => <$TCfg as TargetSpec>::CUSTOM_FIELDS_KEY, )* }

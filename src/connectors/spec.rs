@@ -177,6 +177,9 @@ pub trait TargetSpec {
     const CUSTOM_PREFIX: Option<&'static str> = None;
     /// The config key that lists the custom field keys.
     const CUSTOM_FIELDS_KEY: &'static str = "custom_fields";
+    /// Why the kind cannot delete accounts (Request Tracker only disables users), for kinds
+    /// that cannot: `removed: delete` on such a target is a validation error saying this.
+    const NO_DELETE: Option<&'static str> = None;
     /// Custom field keys the entry declares.
     fn custom_fields(&self) -> &[String] {
         &[]

@@ -72,6 +72,8 @@ pub enum Auth {
     },
     /// A query parameter on every request (Mojo's `access_key`).
     Query { param: String, value: SecretString },
+    /// `Authorization: SCHEME TOKEN` for schemes other than Bearer (RT's `token`).
+    Scheme { scheme: String, token: SecretString },
 }
 
 impl fmt::Debug for Auth {
@@ -81,6 +83,7 @@ impl fmt::Debug for Auth {
             Auth::Bearer(_) => f.write_str("Bearer([redacted])"),
             Auth::Basic { user, .. } => write!(f, "Basic({user}, [redacted])"),
             Auth::Query { param, .. } => write!(f, "Query({param}=[redacted])"),
+            Auth::Scheme { scheme, .. } => write!(f, "Scheme({scheme} [redacted])"),
         }
     }
 }
@@ -1001,6 +1004,10 @@ impl HttpClient {
             Credential::Basic { user, password } => {
                 rb.basic_auth(user, Some(password.expose_secret()))
             }
+            Credential::Scheme { scheme, token } => rb.header(
+                reqwest::header::AUTHORIZATION,
+                format!("{scheme} {}", token.expose_secret()),
+            ),
             Credential::Query { .. } | Credential::None => rb,
         };
         for (name, value) in &req.headers {
@@ -1094,6 +1101,7 @@ fn register(s: &Scrubber, credential: &Credential) {
         Credential::Bearer(t) => s.register(t.expose_secret()),
         Credential::Basic { user, password } => s.register_basic(user, password.expose_secret()),
         Credential::Query { value, .. } => s.register(value.expose_secret()),
+        Credential::Scheme { token, .. } => s.register(token.expose_secret()),
     }
 }
 

@@ -290,6 +290,16 @@ async fn credentials_reach_the_server() {
         .await
         .unwrap();
     assert_eq!(v["query"], json!([["page", "1"], ["access_key", "ak"]]));
+    let c = builder(&format!("{base}/v2"))
+        .auth(Auth::Scheme {
+            scheme: "token".into(),
+            token: SecretString::from("1-14-abc"),
+        })
+        .build()
+        .unwrap();
+    let v: Value = c.send_json(Request::get("/echo")).await.unwrap();
+    assert_eq!(v["auth"], "token 1-14-abc");
+    assert_eq!(v["query"], json!([]));
 }
 
 #[tokio::test]
@@ -492,6 +502,11 @@ fn stats_display_and_debug_hide_secrets() {
     );
     let a = Auth::Bearer(SecretString::from("tok"));
     assert!(!format!("{a:?}").contains("tok"));
+    let a = Auth::Scheme {
+        scheme: "token".into(),
+        token: SecretString::from("s3cr3t"),
+    };
+    assert_eq!(format!("{a:?}"), "Scheme(token [redacted])");
     let r = Request::post("/x").json(json!({"password": "p"}));
     assert!(!format!("{r:?}").contains("\"p\""));
 }
@@ -515,6 +530,10 @@ async fn a_vendor_echoing_the_credential_is_scrubbed_from_errors_and_logs() {
         Auth::Basic {
             user: "agent@example.com/token".to_string(),
             password: SecretString::from(token),
+        },
+        Auth::Scheme {
+            scheme: "token".to_string(),
+            token: SecretString::from(token),
         },
     ] {
         let client = builder(&format!("{}/v2", served.origin))
@@ -540,7 +559,7 @@ async fn a_vendor_echoing_the_credential_is_scrubbed_from_errors_and_logs() {
             }
         }
     }
-    assert_eq!(served.log.count(), 2, "a 400 is not retried");
+    assert_eq!(served.log.count(), 3, "a 400 is not retried");
 }
 
 #[test]

@@ -25,6 +25,8 @@ mod ldap_e2e;
 mod ldap_source;
 mod ldap_wire;
 mod mojo_helpdesk;
+mod request_tracker_cli;
+mod request_tracker_real;
 mod scim_apply;
 mod scim_faults;
 mod scim_real;

@@ -1,4 +1,13 @@
-//! Request Tracker 5: the `request_tracker` target (REST 2.0).
+//! Request Tracker 5: the `request_tracker` target (REST 2.0). `api.rs` holds the REST
+//! calls (client, paged collections, searches), `user.rs` the user record ↔ fields mapping,
+//! `target.rs` the target itself.
+
+mod api;
+mod target;
+mod user;
+
+pub use api::{DEFAULT_RATE_LIMIT, PER_PAGE, client, rest_root};
+pub use target::{NO_DELETE, RequestTrackerTarget};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -29,6 +38,7 @@ pub struct RequestTrackerConfig {
 
 impl TargetSpec for RequestTrackerConfig {
     const FIELDS: &'static [FieldSpec] = REQUEST_TRACKER;
+    const NO_DELETE: Option<&'static str> = Some(NO_DELETE);
 
     fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
         vec![("token", &self.token)]
@@ -39,14 +49,23 @@ impl TargetSpec for RequestTrackerConfig {
         checks::http_settings(c, self.rate_limit.as_deref(), self.timeout.as_deref());
     }
 
-    fn build(
-        &self,
-        _name: &str,
-        _cx: &BuildContext<'_>,
-    ) -> Result<Box<dyn Target>, ConnectorError> {
-        Err(ConnectorError::Unsupported {
-            kind: "request_tracker".to_string(),
-        })
+    fn build(&self, name: &str, cx: &BuildContext<'_>) -> Result<Box<dyn Target>, ConnectorError> {
+        let settings = cx.http_settings(self.rate_limit.as_deref(), self.timeout.as_deref())?;
+        let base_url = self.base_url.as_str();
+        let client = cx.account_client(
+            "request_tracker",
+            base_url,
+            ("token", &self.token),
+            |token| {
+                Ok(client(
+                    &format!("request_tracker target `{name}`"),
+                    base_url,
+                    token,
+                    settings,
+                ))
+            },
+        )?;
+        Ok(Box::new(RequestTrackerTarget::new(client)))
     }
 
     fn starter(s: &SourceStarter) -> TargetStarter {

@@ -106,6 +106,8 @@ pub enum Credential {
     },
     /// A query parameter on the request.
     Query { param: String, value: SecretString },
+    /// `Authorization: SCHEME TOKEN` (RT's `token` scheme).
+    Scheme { scheme: String, token: SecretString },
 }
 
 impl fmt::Debug for Credential {
@@ -115,6 +117,7 @@ impl fmt::Debug for Credential {
             Credential::Bearer(_) => f.write_str("Bearer([redacted])"),
             Credential::Basic { user, .. } => write!(f, "Basic({user}, [redacted])"),
             Credential::Query { param, .. } => write!(f, "Query({param}=[redacted])"),
+            Credential::Scheme { scheme, .. } => write!(f, "Scheme({scheme} [redacted])"),
         }
     }
 }
@@ -263,6 +266,10 @@ impl AuthProvider for super::Auth {
             Auth::Query { param, value } => Credential::Query {
                 param: param.clone(),
                 value: value.clone(),
+            },
+            Auth::Scheme { scheme, token } => Credential::Scheme {
+                scheme: scheme.clone(),
+                token: token.clone(),
             },
         };
         Ok(Issued {

@@ -8,4 +8,5 @@ mod entra_id;
 mod google_workspace;
 mod ldap;
 mod mojo_helpdesk;
+mod request_tracker;
 mod scim;
