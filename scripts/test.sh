@@ -7,6 +7,19 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# The real servers the integration tests talk to (OpenLDAP slapd, Request Tracker 5) are
+# installed from Debian and started on loopback while the lints run; the tests need them only
+# later. Their output goes to a log shown if they fail.
+SERVERS_LOG=$(mktemp -t headcount-servers.XXXXXX)
+(
+  set -e
+  echo "==> OpenLDAP slapd (scripts/start-slapd.sh)"
+  ./scripts/start-slapd.sh start
+  echo "==> Request Tracker 5 (scripts/start-rt.sh)"
+  ./scripts/start-rt.sh start
+) >"$SERVERS_LOG" 2>&1 &
+SERVERS_PID=$!
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -38,6 +51,14 @@ cargo deny --log-level error check licenses bans sources
 
 step "scim2-server venv for the SCIM integration tests"
 ./scripts/start-scim.sh
+
+step "OpenLDAP slapd and Request Tracker 5 for the LDAP and RT integration tests"
+if ! wait "$SERVERS_PID"; then
+  cat "$SERVERS_LOG"
+  echo "error: could not install or start slapd / Request Tracker (log above)" >&2
+  exit 1
+fi
+tail -n 4 "$SERVERS_LOG"
 
 # One integration-test binary (tests/it/); the testkit feature comes with the self
 # dev-dependency, so no --features flag is needed.
