@@ -13,6 +13,7 @@ pub mod compliance;
 pub mod fault;
 pub mod mojo;
 pub mod scim;
+pub mod zendesk;
 
 use std::time::Duration;
 

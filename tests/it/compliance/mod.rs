@@ -5,3 +5,4 @@ mod csv;
 mod csv_export;
 mod mojo_helpdesk;
 mod scim;
+mod zendesk;
