@@ -20,3 +20,4 @@ mod scrub;
 mod state_kill;
 mod support;
 mod terminal;
+mod zendesk;
