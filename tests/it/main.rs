@@ -21,3 +21,4 @@ mod state_kill;
 mod support;
 mod terminal;
 mod zendesk;
+mod zendesk_s4;
