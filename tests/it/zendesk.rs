@@ -516,3 +516,77 @@ async fn the_source_filters_by_role_and_custom_role() {
     let everyone = ZendeskSource::new(client(), vec![], vec![]);
     assert_eq!(everyone.read().await.unwrap().len(), 124, "end-users too");
 }
+
+/// A `403` to update_many falls back to one `PUT /api/v2/users/{id}` per user.
+#[tokio::test(start_paused = true)]
+async fn a_refused_update_many_falls_back_to_single_updates() {
+    let (emu, t) = start().await;
+    let a = seeded(&emu, "a@x.io");
+    let b = seeded(&emu, "b@x.io");
+    emu.faults()
+        .on(Match::method("PUT").path("/api/v2/users/update_many"))
+        .inject(Fault::status(403));
+    let ops = [
+        modify(a, &[("name", json!("A2"))], None),
+        modify(b, &[], Some(false)),
+    ];
+    let r = apply_all(&t, &ops, &ApplyOptions::default()).await;
+    assert!(r.iter().all(Result::is_ok), "{r:?}");
+    assert_eq!(emu.user("a@x.io").unwrap()["name"], "A2");
+    assert_eq!(emu.user("b@x.io").unwrap()["suspended"], true);
+    let puts: Vec<String> = emu
+        .log()
+        .method("PUT")
+        .iter()
+        .map(|l| l.path.clone())
+        .collect();
+    assert_eq!(
+        puts,
+        [
+            "/api/v2/users/update_many".to_string(),
+            format!("/api/v2/users/{a}"),
+            format!("/api/v2/users/{b}"),
+        ]
+    );
+}
+
+/// A `429` to create_many is waited out (Retry-After) and sent again: it was refused
+/// unprocessed, so resending cannot duplicate.
+#[tokio::test(start_paused = true)]
+async fn a_throttled_create_many_waits_for_retry_after() {
+    let (emu, t) = start().await;
+    emu.faults()
+        .on(Match::post("/api/v2/users/create_many"))
+        .inject(Fault::too_many_requests(3));
+    let r = apply_all(&t, &[create("a@x.io", &[])], &ApplyOptions::default()).await;
+    assert!(r[0].is_ok(), "{r:?}");
+    let posts = emu.log().method("POST");
+    assert_eq!(posts.len(), 2);
+    assert!(posts[1].at - posts[0].at >= std::time::Duration::from_secs(3));
+    assert_eq!(emu.users().len(), 1);
+}
+
+/// A job whose status cannot be read (a proxy's HTML page on every poll) may still have
+/// run: its creates are looked up (found: done), its updates are of unknown outcome.
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_job_status_is_never_taken_for_a_failure() {
+    let (emu, t) = start().await;
+    let a = seeded(&emu, "a@x.io");
+    emu.faults()
+        .on(Match::method("GET").path_contains("/api/v2/job_statuses/"))
+        .always()
+        .inject(Fault::html_error_page());
+    let ops = [
+        create("new@x.io", &[]),
+        modify(a, &[("name", json!("A2"))], None),
+    ];
+    let r = apply_all(&t, &ops, &ApplyOptions::default()).await;
+    let created = r[0].as_ref().unwrap();
+    assert_eq!(&emu.user("new@x.io").unwrap()["id"].to_string(), created);
+    let err = r[1].as_ref().unwrap_err();
+    assert!(err.is_ambiguous(), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("update_many job"), "{msg}");
+    assert!(!msg.to_lowercase().contains("<html"), "{msg}");
+    assert_eq!(emu.users().len(), 2);
+}

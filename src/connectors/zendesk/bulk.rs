@@ -56,10 +56,11 @@ pub(super) enum JobError {
     Forbidden(HttpError),
     /// The request was sent and its answer lost: the job may have been queued.
     Ambiguous(HttpError),
-    /// Polled for [`POLL_LIMIT`] and still not finished (job id, last status).
-    StillRunning { id: String, status: String },
-    /// Any other failure; nothing was queued.
-    Other(ConnectorError),
+    /// The job was accepted but its end is unknown: polled for [`POLL_LIMIT`] and still not
+    /// finished, or its status could not be read. It may yet run.
+    Unknown { id: Option<String>, cause: String },
+    /// Refused before anything was queued.
+    Refused(ConnectorError),
 }
 
 /// The job's end: its status (`completed`, `failed`, `killed`), message and per-item
@@ -84,35 +85,39 @@ pub(super) async fn run(
         Ok(v) => v,
         Err(e) if e.status() == Some(403) => return Err(JobError::Forbidden(e)),
         Err(e) if e.is_ambiguous() => return Err(JobError::Ambiguous(e)),
-        Err(e) => return Err(JobError::Other(e.into())),
+        Err(e) => return Err(JobError::Refused(e.into())),
     };
     let mut status = queued.get("job_status").cloned().unwrap_or(Value::Null);
-    let id = job_id(&status).ok_or_else(|| {
-        JobError::Other(ConnectorError::BadData(
-            "the bulk request was accepted but its answer has no `job_status.id`: check the job list in Zendesk (GET /api/v2/job_statuses) and run plan again".to_string(),
-        ))
+    let id = job_id(&status).ok_or_else(|| JobError::Unknown {
+        id: None,
+        cause: "the bulk request was accepted but its answer has no `job_status.id`".to_string(),
     })?;
     let started = tokio::time::Instant::now();
     let mut wait = POLL_FIRST;
     while !finished(&status) {
         if started.elapsed() + wait > POLL_LIMIT {
-            return Err(JobError::StillRunning {
-                id,
-                status: state(&status).to_string(),
+            return Err(JobError::Unknown {
+                cause: format!(
+                    "still `{}` after {} minutes",
+                    state(&status),
+                    POLL_LIMIT.as_secs() / 60
+                ),
+                id: Some(id),
             });
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(POLL_CAP);
         let req = Request::get(format!("api/v2/job_statuses/{}", segment(&id)));
-        let polled: Value = client
-            .send_json(req)
-            .await
-            .map_err(|e| JobError::Other(e.into()))?;
+        let polled: Value = client.send_json(req).await.map_err(|e| JobError::Unknown {
+            id: Some(id.clone()),
+            cause: format!("its status could not be read: {e}"),
+        })?;
         status = polled.get("job_status").cloned().unwrap_or(Value::Null);
         if status.is_null() {
-            return Err(JobError::Other(ConnectorError::BadData(format!(
-                "GET /api/v2/job_statuses/{id}: the answer has no `job_status`"
-            ))));
+            return Err(JobError::Unknown {
+                cause: format!("GET /api/v2/job_statuses/{id} answered without `job_status`"),
+                id: Some(id),
+            });
         }
     }
     let results = status

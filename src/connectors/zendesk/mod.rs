@@ -20,7 +20,7 @@ use super::spec::{
 };
 use super::{ConnectorError, Source, Target};
 use crate::model::checks::{self, Checks, PathSeg};
-use crate::model::fields::{create_only, field, ident};
+use crate::model::fields::{field, ident};
 use crate::model::{FieldSpec, FieldType, HttpSettings, IdentityNorm, SecretRef};
 
 /// Zendesk Support users (read only: nothing is ever written to the source).
@@ -237,14 +237,17 @@ impl TargetSpec for ZendeskTargetConfig {
 const ROLES: &[&str] = &["end-user", "agent", "admin"];
 
 const ZENDESK: &[FieldSpec] = &[
-    create_only(ident(
+    // Not create-only for the planner: a changed email (matched through `external_id`) is
+    // planned, and the target refuses it with the reason, since Zendesk's API would add a
+    // secondary email instead of replacing the primary one.
+    ident(
         field(
             "email",
             FieldType::Email,
-            "primary email; written on create only (an update would add a secondary email)",
+            "primary email; a change is refused at apply (Zendesk would add a secondary email)",
         ),
         IdentityNorm::Email,
-    )),
+    ),
     ident(
         field("external_id", FieldType::String, "case-insensitive"),
         IdentityNorm::CaseInsensitive,

@@ -267,23 +267,17 @@ impl ZendeskTarget {
                     return;
                 }
                 Err(JobError::Forbidden(e)) => self.fall_back(&self.single_create, &e),
-                Err(JobError::Ambiguous(e)) => {
-                    let why = ConnectorError::from(e);
+                Err(e @ (JobError::Ambiguous(_) | JobError::Unknown { .. })) => {
+                    let why = job_error(&e, "create_many");
                     for p in &items {
                         done(p.i, self.settle_unknown(p.fields, why.clone()).await);
                     }
                     return;
                 }
                 Err(e) => {
+                    let why = job_error(&e, "create_many");
                     for p in &items {
-                        let why = job_error(&e, "create_many");
-                        let r = match &e {
-                            JobError::StillRunning { .. } => {
-                                self.settle_unknown(p.fields, why).await
-                            }
-                            _ => Err(why),
-                        };
-                        done(p.i, r);
+                        done(p.i, Err(why.clone()));
                     }
                     return;
                 }
@@ -634,18 +628,30 @@ fn item_error(item: &Item, doing: &str) -> ConnectorError {
     }
 }
 
-/// A job that gave no per-item results, as every item's error.
+/// A job that gave no per-item results, as every item's error: unknown (ambiguous) once the
+/// job may have been queued.
 fn job_error(e: &JobError, endpoint: &str) -> ConnectorError {
     match e {
         JobError::Forbidden(e) | JobError::Ambiguous(e) => e.clone().into(),
-        JobError::Other(e) => e.clone(),
-        JobError::StillRunning { id, status } => ConnectorError::Ambiguous {
-            what: format!("the {endpoint} job {id}"),
-            cause: format!(
-                "still `{status}` after {} minutes; it may yet run: check GET /api/v2/job_statuses/{id} in Zendesk and run plan again",
-                bulk::POLL_LIMIT.as_secs() / 60
-            ),
-        },
+        JobError::Refused(e) => e.clone(),
+        JobError::Unknown { id, cause } => {
+            let (what, check) = match id {
+                Some(id) => (
+                    format!("the {endpoint} job {id}"),
+                    format!("GET /api/v2/job_statuses/{id}"),
+                ),
+                None => (
+                    format!("the {endpoint} job"),
+                    "GET /api/v2/job_statuses".to_string(),
+                ),
+            };
+            ConnectorError::Ambiguous {
+                what,
+                cause: format!(
+                    "{cause}; it may yet run: check {check} in Zendesk and run plan again"
+                ),
+            }
+        }
     }
 }
 
