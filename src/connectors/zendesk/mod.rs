@@ -3,9 +3,12 @@
 
 mod bulk;
 mod client;
+mod errors;
+mod lookup;
 mod orgs;
 mod source;
 mod target;
+mod users;
 
 pub use bulk::{BATCH, POLL_LIMIT};
 pub use client::{DEFAULT_RATE_LIMIT, PAGE_SIZE, client, zendesk_message};

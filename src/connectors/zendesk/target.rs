@@ -27,13 +27,12 @@ use serde_json::{Map, Value, json};
 
 use super::bulk::{self, BATCH, Item, JobError, segment};
 use super::client::list_all;
-use super::orgs::{OrgCache, Orgs};
+use super::errors::{item_error, job_error};
+use super::lookup::{lookup, search, taken};
+use super::orgs::OrgCache;
+use super::users::{body, id_value, to_live_all, who};
 use crate::connectors::{ApplyOptions, ConnectorError, LiveAccount, OpResult, Target, TargetOp};
 use crate::http::{HttpClient, HttpError, Request};
-
-/// Fields sent and read under the same name, as text.
-const PLAIN: [&str; 5] = ["email", "external_id", "name", "phone", "role"];
-const USER_FIELDS: &str = "user_fields.";
 
 type Done<'a> = &'a (dyn Fn(usize, OpResult) + Send + Sync);
 
@@ -62,133 +61,6 @@ impl ZendeskTarget {
         }
     }
 
-    /// A user as a live account.
-    fn to_live(&self, user: &Value, orgs: &Orgs) -> Result<LiveAccount, ConnectorError> {
-        let id = super::source::user_id(user)
-            .map_err(|cause| ConnectorError::BadData(format!("GET /api/v2/users: {cause}")))?;
-        let mut fields = BTreeMap::new();
-        for name in PLAIN {
-            fields.insert(name.to_string(), text(user.get(name)));
-        }
-        let role = match user.get("custom_role_id") {
-            Some(Value::Number(n)) => json!(n),
-            _ => Value::Null,
-        };
-        fields.insert("custom_role_id".to_string(), role);
-        let org = match user.get("organization_id").and_then(Value::as_i64) {
-            Some(oid) => json!(orgs.name(oid)),
-            None => Value::Null,
-        };
-        fields.insert("organization".to_string(), org);
-        for key in &self.user_fields {
-            let v = user
-                .get("user_fields")
-                .and_then(|f| f.get(key))
-                .cloned()
-                .unwrap_or(Value::Null);
-            let v = match v {
-                Value::String(s) if s.is_empty() => Value::Null,
-                v => v,
-            };
-            fields.insert(format!("{USER_FIELDS}{key}"), v);
-        }
-        let active = user.get("active").and_then(Value::as_bool).unwrap_or(true)
-            && !user
-                .get("suspended")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-        Ok(LiveAccount { id, active, fields })
-    }
-
-    fn to_live_all(&self, users: &[Value], orgs: Option<&Orgs>) -> OpVec {
-        let empty = Orgs::default();
-        let orgs = orgs.unwrap_or(&empty);
-        users.iter().map(|u| self.to_live(u, orgs)).collect()
-    }
-
-    /// The `user` object of a create or update: headcount's names → Zendesk's, the
-    /// organization resolved (created when new).
-    async fn body(
-        &self,
-        fields: &BTreeMap<String, Value>,
-        create: bool,
-    ) -> Result<Map<String, Value>, ConnectorError> {
-        let mut body = Map::new();
-        let mut user_fields = Map::new();
-        for (name, value) in fields {
-            if create && value.is_null() {
-                continue;
-            }
-            match name.as_str() {
-                "email" if !create => {
-                    return Err(ConnectorError::rejected(
-                        "`email` cannot be changed through the API: Zendesk writes it on create only, and an update would add a secondary email instead of replacing the primary one. Make the new address primary in Zendesk (the user's profile, or the Make Identity Primary API), then run plan again",
-                    ));
-                }
-                "organization" => {
-                    let name = value.as_str().unwrap_or_default();
-                    let id = self.orgs.id_for(&self.client, name).await?;
-                    if !(create && id.is_null()) {
-                        body.insert("organization_id".to_string(), id);
-                    }
-                }
-                "custom_role_id" => {
-                    body.insert(name.clone(), integer(value)?);
-                }
-                other => match other.strip_prefix(USER_FIELDS) {
-                    Some(key) => {
-                        user_fields.insert(key.to_string(), value.clone());
-                    }
-                    None => {
-                        body.insert(other.to_string(), value.clone());
-                    }
-                },
-            }
-        }
-        if !user_fields.is_empty() {
-            body.insert("user_fields".to_string(), Value::Object(user_fields));
-        }
-        Ok(body)
-    }
-
-    /// The id of the user with the identity in `fields` (email, else external id), if any.
-    async fn lookup(&self, fields: &BTreeMap<String, Value>) -> Result<Option<String>, HttpError> {
-        let identity = identity_of(fields);
-        let found = self.search(&identity).await?;
-        Ok(found.first().and_then(|u| super::source::user_id(u).ok()))
-    }
-
-    /// Users carrying this identity exactly: search by email, or by external id.
-    async fn search(&self, identity: &BTreeMap<String, String>) -> Result<Vec<Value>, HttpError> {
-        let (req, key, want) = if let Some(email) = identity.get("email") {
-            let req = Request::get("api/v2/users/search").query("query", format!("email:{email}"));
-            (req, "email", email)
-        } else if let Some(ext) = identity.get("external_id") {
-            let req = Request::get("api/v2/users/search").query("external_id", ext);
-            (req, "external_id", ext)
-        } else {
-            return Ok(vec![]);
-        };
-        let body: Value = self.client.send_json(req).await?;
-        let users =
-            body.get("users")
-                .and_then(Value::as_array)
-                .ok_or_else(|| HttpError::Decode {
-                    what: "GET /api/v2/users/search".to_string(),
-                    cause: "no `users` list in the answer".to_string(),
-                })?;
-        // Search matches partial values: keep exact matches only (both are case-insensitive).
-        Ok(users
-            .iter()
-            .filter(|u| {
-                u.get(key)
-                    .and_then(Value::as_str)
-                    .is_some_and(|v| v.to_lowercase() == want.to_lowercase())
-            })
-            .cloned()
-            .collect())
-    }
-
     /// After a create of unknown outcome (or refused as existing): the user's id if it exists,
     /// else the error to report.
     async fn settle_unknown(
@@ -197,7 +69,7 @@ impl ZendeskTarget {
         why: ConnectorError,
     ) -> OpResult {
         let who = who(fields);
-        match self.lookup(fields).await {
+        match lookup(&self.client, fields).await {
             Ok(Some(id)) => {
                 tracing::info!("create of {who}: {why}; found it by identity (id {id})");
                 Ok(id)
@@ -388,7 +260,7 @@ impl ZendeskTarget {
                 active,
                 notify,
             } => {
-                let mut body = self.body(fields, true).await?;
+                let mut body = body(fields, true, &self.orgs, &self.client).await?;
                 if !active {
                     body.insert("suspended".to_string(), json!(true));
                 }
@@ -412,7 +284,7 @@ impl ZendeskTarget {
                         ),
                     });
                 }
-                let mut body = self.body(fields, false).await?;
+                let mut body = body(fields, false, &self.orgs, &self.client).await?;
                 if let Some(a) = active {
                     body.insert("suspended".to_string(), json!(!a));
                 }
@@ -512,8 +384,6 @@ impl ZendeskTarget {
     }
 }
 
-type OpVec = Result<Vec<LiveAccount>, ConnectorError>;
-
 /// One change ready to send.
 struct Prepared<'a> {
     i: usize,
@@ -530,146 +400,12 @@ fn op_id(op: &TargetOp) -> String {
     }
 }
 
-/// A numeric id as a JSON number (Zendesk's ids are integers).
-fn id_value(id: &str) -> Value {
-    id.parse::<u64>().map_or_else(|_| json!(id), |n| json!(n))
-}
-
-/// An integer field (`custom_role_id`) from a number or a string of digits.
-fn integer(v: &Value) -> Result<Value, ConnectorError> {
-    match v {
-        Value::Null => Ok(Value::Null),
-        Value::Number(n) if n.is_u64() => Ok(v.clone()),
-        Value::String(s) if s.trim().is_empty() => Ok(Value::Null),
-        Value::String(s) => s.trim().parse::<u64>().map(|n| json!(n)).map_err(|_| {
-            ConnectorError::rejected(format!(
-                "`custom_role_id` {s:?} is not a Zendesk custom role id (a number)"
-            ))
-        }),
-        other => Err(ConnectorError::rejected(format!(
-            "`custom_role_id` {other} is not a Zendesk custom role id (a number)"
-        ))),
-    }
-}
-
-/// The identity of a create: its email, else its external id.
-fn identity_of(fields: &BTreeMap<String, Value>) -> BTreeMap<String, String> {
-    ["email", "external_id"]
-        .iter()
-        .filter_map(|k| {
-            let v = fields.get(*k)?.as_str()?.trim();
-            (!v.is_empty()).then(|| (k.to_string(), v.to_string()))
-        })
-        .collect()
-}
-
-/// The user a create is for, in messages.
-fn who(fields: &BTreeMap<String, Value>) -> String {
-    let id = identity_of(fields);
-    id.get("email")
-        .or_else(|| id.get("external_id"))
-        .cloned()
-        .unwrap_or_else(|| "a user without email or external_id".to_string())
-}
-
-/// True when a 422 says the email or external id is taken by another user.
-fn taken(e: &HttpError) -> bool {
-    let HttpError::Status { body, .. } = e else {
-        return false;
-    };
-    let Ok(v) = serde_json::from_str::<Value>(body) else {
-        return false;
-    };
-    let Some(details) = v.get("details").and_then(Value::as_object) else {
-        return false;
-    };
-    details
-        .values()
-        .flat_map(|d| d.as_array().cloned().unwrap_or_default())
-        .any(|d| {
-            let item = Item::Failed {
-                code: d
-                    .get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                details: d
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-            };
-            item.already_exists()
-        })
-}
-
-/// A failed job item as a connector error, in Zendesk's words.
-fn item_error(item: &Item, doing: &str) -> ConnectorError {
-    let (code, details) = match item {
-        Item::Failed { code, details } => (code.as_str(), details.as_str()),
-        _ => ("Failed", ""),
-    };
-    let vendor = if details.is_empty() {
-        code.to_string()
-    } else {
-        format!("{code}: {details}")
-    };
-    let hint = match code {
-        "RecordNotFound" => "; the user no longer exists in Zendesk: run plan again",
-        "PermissionDenied" | "Forbidden" => {
-            "; the API token's agent cannot change this user (shared users and the account owner cannot be changed through the API)"
-        }
-        _ => "; fix the value in the source or the sync's mapping",
-    };
-    ConnectorError::Rejected {
-        status: None,
-        vendor: Some(vendor.clone()),
-        message: format!("{doing} failed in its Zendesk job: {vendor}{hint}"),
-    }
-}
-
-/// A job that gave no per-item results, as every item's error: unknown (ambiguous) once the
-/// job may have been queued.
-fn job_error(e: &JobError, endpoint: &str) -> ConnectorError {
-    match e {
-        JobError::Forbidden(e) | JobError::Ambiguous(e) => e.clone().into(),
-        JobError::Refused(e) => e.clone(),
-        JobError::Unknown { id, cause } => {
-            let (what, check) = match id {
-                Some(id) => (
-                    format!("the {endpoint} job {id}"),
-                    format!("GET /api/v2/job_statuses/{id}"),
-                ),
-                None => (
-                    format!("the {endpoint} job"),
-                    "GET /api/v2/job_statuses".to_string(),
-                ),
-            };
-            ConnectorError::Ambiguous {
-                what,
-                cause: format!(
-                    "{cause}; it may yet run: check {check} in Zendesk and run plan again"
-                ),
-            }
-        }
-    }
-}
-
-/// A text field as the planner compares it: a string, or null when absent or empty.
-fn text(v: Option<&Value>) -> Value {
-    match v {
-        Some(Value::String(s)) if !s.is_empty() => json!(s),
-        Some(Value::Number(n)) => json!(n.to_string()),
-        _ => Value::Null,
-    }
-}
-
 #[async_trait]
 impl Target for ZendeskTarget {
     async fn list(&self) -> Result<Vec<LiveAccount>, ConnectorError> {
         let users = list_all(&self.client, Request::get("api/v2/users"), "users").await?;
         let guard = self.orgs.get(&self.client).await?;
-        self.to_live_all(&users, guard.as_ref())
+        to_live_all(&users, &self.user_fields, guard.as_ref())
     }
 
     /// By email through search, or by external id; otherwise every user.
@@ -680,9 +416,9 @@ impl Target for ZendeskTarget {
         if !identity.contains_key("email") && !identity.contains_key("external_id") {
             return self.list().await;
         }
-        let users = self.search(identity).await?;
+        let users = search(&self.client, identity).await?;
         let guard = self.orgs.get(&self.client).await?;
-        self.to_live_all(&users, guard.as_ref())
+        to_live_all(&users, &self.user_fields, guard.as_ref())
     }
 
     /// The HTTP write window plus the time a queued job may take to run: a job accepted
