@@ -265,3 +265,46 @@ const ZENDESK: &[FieldSpec] = &[
         "organization name; created when missing; empty clears the default organization",
     ),
 ];
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::connectors::ClientPool;
+
+    /// A source and a target on one account (subdomain, email, token) share one client.
+    #[tokio::test]
+    async fn source_and_target_of_one_account_share_a_client() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "t0k3n").unwrap();
+        let pool = ClientPool::default();
+        let cx = BuildContext::new(dir.path(), &pool);
+        let token = SecretRef::File("token".to_string());
+        let target = ZendeskTargetConfig {
+            subdomain: "acme".into(),
+            email: "admin@acme.io".into(),
+            api_token: token.clone(),
+            user_fields: vec![],
+            base_url: None,
+            rate_limit: Some("700/min".into()),
+            timeout: None,
+        };
+        let source = ZendeskSourceConfig {
+            subdomain: "acme".into(),
+            email: "admin@acme.io".into(),
+            api_token: token.clone(),
+            roles: vec!["agent".into()],
+            custom_role_ids: vec![],
+            base_url: None,
+        };
+        target.build("zd", &cx).unwrap();
+        source.build("zd_agents", &cx).unwrap();
+        assert_eq!(pool.len(), 1);
+        let other = ZendeskSourceConfig {
+            subdomain: "other".into(),
+            ..source
+        };
+        other.build("other", &cx).unwrap();
+        assert_eq!(pool.len(), 2, "another subdomain is another account");
+    }
+}

@@ -166,3 +166,55 @@ pub(super) fn text(v: Option<&Value>) -> Value {
         _ => Value::Null,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_is_listed_with_names_and_inactive_when_suspended() {
+        let user = json!({"id": 5, "email": "a@x.io", "name": "A", "phone": "", "role": "agent",
+            "custom_role_id": 7, "organization_id": 9, "active": true, "suspended": true,
+            "user_fields": {"dept": "Ops", "other": "x"}});
+        let orgs = Orgs::default();
+        let acc = to_live(&user, &["dept".to_string()], &orgs).unwrap();
+        assert_eq!(acc.id, "5");
+        assert!(!acc.active);
+        assert_eq!(acc.fields["phone"], Value::Null);
+        assert_eq!(acc.fields["custom_role_id"], json!(7));
+        assert_eq!(acc.fields["organization"], json!("organization 9"));
+        assert_eq!(acc.fields["user_fields.dept"], json!("Ops"));
+        assert!(!acc.fields.contains_key("user_fields.other"));
+        let err = to_live(&json!({"email": "b@x.io"}), &[], &orgs).unwrap_err();
+        assert!(err.to_string().contains("without an `id`"), "{err}");
+    }
+
+    #[test]
+    fn custom_role_ids_are_numbers() {
+        assert_eq!(integer(&json!("42")).unwrap(), json!(42));
+        assert_eq!(integer(&json!(42)).unwrap(), json!(42));
+        assert_eq!(integer(&json!("")).unwrap(), Value::Null);
+        let err = integer(&json!("admin")).unwrap_err().to_string();
+        assert!(err.contains("not a Zendesk custom role id"), "{err}");
+        assert!(integer(&json!(-1)).is_err());
+    }
+
+    #[test]
+    fn identity_prefers_email_then_external_id() {
+        let f = |pairs: &[(&str, &str)]| -> BTreeMap<String, Value> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect()
+        };
+        assert_eq!(
+            who(&f(&[("email", "a@x.io"), ("external_id", "e1")])),
+            "a@x.io"
+        );
+        assert_eq!(who(&f(&[("email", " "), ("external_id", "e1")])), "e1");
+        assert_eq!(identity_of(&f(&[("name", "A")])).len(), 0);
+        assert_eq!(id_value("12"), json!(12));
+        assert_eq!(id_value("x"), json!("x"));
+    }
+}
