@@ -200,3 +200,18 @@ async fn s4_zendesk_agents_are_imported_pending_and_kept_in_line() {
     // Nothing was ever written to Zendesk.
     assert!(zd.log().writes().is_empty(), "{:?}", zd.log().lines());
 }
+
+/// The example validates as committed, without its secrets (offline `validate` reads none).
+#[test]
+fn the_s4_example_validates_as_committed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/s4-zendesk-pending");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_headcount"))
+        .arg("validate")
+        .current_dir(&dir)
+        .env_remove("ZENDESK_API_TOKEN")
+        .env_remove("MOJO_ACCESS_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!dir.join(".headcount").exists(), "validate writes nothing");
+}
