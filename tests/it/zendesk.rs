@@ -590,3 +590,35 @@ async fn an_unreadable_job_status_is_never_taken_for_a_failure() {
     assert!(!msg.to_lowercase().contains("<html"), "{msg}");
     assert_eq!(emu.users().len(), 2);
 }
+
+/// The connector's own client: Basic auth as `{email}/token`, and a 429 without Retry-After
+/// waits for Zendesk's `ratelimit-reset`.
+#[tokio::test(start_paused = true)]
+async fn the_connector_client_authenticates_and_waits_for_ratelimit_reset() {
+    let emu = ZendeskEmulator::start(AGENT, TOKEN).await;
+    seeded(&emu, "a@x.io");
+    emu.faults()
+        .on(Match::get("/api/v2/users"))
+        .inject(Fault::Answer {
+            status: 429,
+            headers: vec![("ratelimit-reset".into(), "4".into())],
+            body: String::new(),
+        });
+    let client = headcount::connectors::zendesk::client(
+        "zendesk target `t`",
+        &emu.base_url(),
+        AGENT,
+        secrecy::SecretString::from(TOKEN.to_string()),
+        headcount::model::HttpSettings::default(),
+    )
+    .unwrap()
+    .unlimited()
+    .retry_policy(headcount::testkit::fast_policy())
+    .build()
+    .unwrap();
+    let t = ZendeskTarget::new(client, vec![]);
+    assert_eq!(t.list().await.unwrap().len(), 1);
+    let gets = emu.log().matching(&Match::get("/api/v2/users"));
+    assert_eq!(gets.len(), 2);
+    assert!(gets[1].at - gets[0].at >= std::time::Duration::from_secs(4));
+}

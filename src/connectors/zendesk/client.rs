@@ -43,6 +43,8 @@ pub fn client(
             password: api_token,
         })
         .message_hook(Arc::new(|body: &[u8]| zendesk_message(body)))
+        // Seconds until the account's window resets, when a 429 has no Retry-After.
+        .reset_header("ratelimit-reset")
         .rate_limit(settings.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT))
         .timeout(settings.timeout))
 }
