@@ -1,7 +1,8 @@
 //! SPEC scenario S4 end to end through the binary: `examples/s4-zendesk-pending` (Zendesk
 //! agents → Mojo Helpdesk, created inactive) against the Zendesk and Mojo emulators. validate,
 //! plan, apply, plan = no changes; then a rename, a suspension and a new hire; an account
-//! activated by hand in Mojo stays active; nothing is ever written to Zendesk.
+//! activated by hand in Mojo stays active; nothing is ever written to Zendesk. Also the
+//! `zendesk` target through the binary (plan → apply → plan, bulk import off).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -214,4 +215,80 @@ fn the_s4_example_validates_as_committed() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(!dir.join(".headcount").exists(), "validate writes nothing");
+}
+
+/// The `zendesk` target through the binary: plan → apply → plan. Without bulk import the
+/// apply says so once on stderr and creates one by one; the no-change plan costs only the
+/// list pages (users, then organizations).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zendesk_target_plan_apply_plan_through_the_binary() {
+    let zd = ZendeskEmulator::start(AGENT, ZD_TOKEN).await;
+    zd.set_bulk_import_enabled(false);
+    zd.insert(json!({"name": "Kept One", "email": "kept@x.io", "role": "agent"}));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "email,name,team\nkept@x.io,Kept One,\nnew@x.io,New Two,Support\nthird@x.io,Third Three,Support\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("headcount.yaml"),
+        format!(
+            r#"version: 1
+sources:
+  hr: {{ kind: csv, path: people.csv }}
+targets:
+  zendesk:
+    kind: zendesk
+    subdomain: example
+    base_url: {}
+    email: {AGENT}
+    api_token: {{ env: ZENDESK_API_TOKEN }}
+syncs:
+  - name: staff
+    from: hr
+    to: zendesk
+    identity: [email]
+    manage: all
+    fields:
+      email: user.email
+      name: user.name
+      role: '"agent"'
+      organization: user.team
+"#,
+            zd.base_url()
+        ),
+    )
+    .unwrap();
+    let dir = dir.path();
+    let out = run(dir, &["apply", "--auto-approve", "--no-progress"]).await;
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert_eq!(
+        all.matches("bulk user import is not enabled").count(),
+        1,
+        "{all}"
+    );
+    assert!(!all.contains(ZD_TOKEN));
+    assert_eq!(zd.users().len(), 3);
+    let support = zd
+        .orgs()
+        .into_iter()
+        .find(|(_, n)| n == "Support")
+        .unwrap()
+        .0;
+    assert_eq!(zd.user("new@x.io").unwrap()["organization_id"], support);
+    assert_eq!(zd.user("third@x.io").unwrap()["organization_id"], support);
+
+    zd.log().clear();
+    let out = run(dir, &["plan", "--detailed-exitcode"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("No changes"), "{}", text(&out));
+    assert_eq!(
+        zd.log().lines(),
+        [
+            "GET /api/v2/users?page[size]=100",
+            "GET /api/v2/organizations?page[size]=100",
+        ]
+    );
 }
