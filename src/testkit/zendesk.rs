@@ -393,13 +393,7 @@ fn cursor_page(
     headers: &HeaderMap,
 ) -> Response {
     let Some(size) = param(q, "page[size]") else {
-        // Offset paging (no `page[size]`): the first 100, as Zendesk's offset shape.
-        let count = items.len();
-        let page: Vec<Value> = items.into_iter().take(100).map(|(_, v)| v).collect();
-        return axum::Json(
-            json!({ key: page, "next_page": null, "previous_page": null, "count": count }),
-        )
-        .into_response();
+        return offset_page(items, q, key, path, headers);
     };
     let size: usize = match size.parse() {
         Ok(n) if (1..=100).contains(&n) => n,
@@ -437,6 +431,48 @@ fn cursor_page(
         "links": {"next": next, "prev": null},
     }))
     .into_response()
+}
+
+/// Offset paging (no `page[size]`): `page` and `per_page` (at most 100), `next_page`,
+/// `previous_page`, `count`; past the first 10,000 records (100 pages) a `400`, as Zendesk
+/// answers since 2023-08-15.
+fn offset_page(
+    items: Vec<(i64, Value)>,
+    q: &[(String, String)],
+    key: &str,
+    path: &str,
+    headers: &HeaderMap,
+) -> Response {
+    let page: usize = param(q, "page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let per: usize = param(q, "per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(100)
+        .clamp(1, 100);
+    if page * per > 10_000 {
+        return bad_request(
+            "InvalidPaginationParameter",
+            "Offset pagination is limited to the first 10,000 records: use cursor pagination",
+        );
+    }
+    let count = items.len();
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let link = |n: usize| format!("http://{host}{path}.json?page={n}&per_page={per}");
+    let next = (page * per < count).then(|| link(page + 1));
+    let previous = (page > 1).then(|| link(page - 1));
+    let items: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per)
+        .take(per)
+        .map(|(_, v)| v)
+        .collect();
+    axum::Json(json!({ key: items, "next_page": next, "previous_page": previous, "count": count }))
+        .into_response()
 }
 
 async fn list_users(State(s): S, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {

@@ -622,3 +622,39 @@ async fn the_connector_client_authenticates_and_waits_for_ratelimit_reset() {
     assert_eq!(gets.len(), 2);
     assert!(gets[1].at - gets[0].at >= std::time::Duration::from_secs(4));
 }
+
+/// The emulator keeps Zendesk's own rules: `page[size]` at most 100, offset paging limited
+/// to 10,000 records, a `401` for wrong credentials.
+#[tokio::test]
+async fn the_emulator_keeps_zendesks_rules() {
+    use headcount::http::Request;
+    let emu = ZendeskEmulator::start(AGENT, TOKEN).await;
+    for n in 0..3 {
+        seeded(&emu, &format!("u{n}@x.io"));
+    }
+    let client = emu.client_builder(AGENT, TOKEN).build().unwrap();
+    let err = client
+        .send(Request::get("api/v2/users").query("page[size]", 101))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    let err = client
+        .send(Request::get("api/v2/users").query("page", 101))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    let page: Value = client
+        .send_json(Request::get("api/v2/users").query("per_page", 2))
+        .await
+        .unwrap();
+    assert_eq!(page["users"].as_array().unwrap().len(), 2);
+    assert_eq!(page["count"], 3);
+    assert!(page["next_page"].as_str().unwrap().contains("page=2"));
+    let wrong = emu.client_builder(AGENT, "nope").build().unwrap();
+    let err = wrong.send(Request::get("api/v2/users")).await.unwrap_err();
+    assert_eq!(err.status(), Some(401));
+    assert!(
+        err.to_string().contains("Couldn't authenticate you"),
+        "{err}"
+    );
+}
