@@ -198,6 +198,7 @@ fn page_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn error_bodies_read_as_one_message() {
@@ -222,6 +223,90 @@ mod tests {
         );
         assert_eq!(zendesk_message(b"<html>502</html>"), None);
         assert_eq!(zendesk_message(br#"{"other":1}"#), None);
+    }
+
+    fn page(body: Value) -> Result<Page<Value>, HttpError> {
+        let client = HttpClient::builder("zendesk target `t`", "http://127.0.0.1:9")
+            .build()
+            .map_err(|e| e.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let resp = Response {
+            status: reqwest::StatusCode::OK,
+            headers: Default::default(),
+            body: body.to_string().into_bytes(),
+            what: "GET /api/v2/users?page[size]=100".to_string(),
+        };
+        page_of(&client, &Request::get("api/v2/users"), resp, "users")
+    }
+
+    fn error_of(body: Value) -> String {
+        match page(body) {
+            Ok(p) => panic!("taken as a page of {} item(s)", p.items.len()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_cursor_page_leads_to_the_next_one_by_its_after_cursor() {
+        let p = page(json!({"users": [{"id": 1}], "meta": {"has_more": true, "after_cursor": "c1"},
+            "links": {"next": "https://x.zendesk.com/api/v2/users.json?page%5Bafter%5D=c1&page%5Bsize%5D=100"}}))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let next = p.next.unwrap_or_else(|| panic!("no next page"));
+        assert_eq!(next.query, [("page[after]".to_string(), "c1".to_string())]);
+        let last = page(json!({"users": [], "meta": {"has_more": false}, "links": {"next": null}}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(last.next.is_none());
+    }
+
+    #[test]
+    fn a_cursor_page_that_contradicts_itself_is_an_error() {
+        let more = |meta: Value, next: Value| json!({"users": [{"id": 1}], "meta": meta, "links": {"next": next}});
+        let link = json!("https://x.zendesk.com/api/v2/users.json?page%5Bafter%5D=c1");
+        for (body, cause) in [
+            (
+                more(json!({"has_more": true}), link.clone()),
+                "no `after_cursor`",
+            ),
+            (
+                more(json!({"has_more": true, "after_cursor": "c1"}), Value::Null),
+                "`links.next` is empty",
+            ),
+            (
+                more(
+                    json!({"has_more": true, "after_cursor": "c2"}),
+                    link.clone(),
+                ),
+                "does not carry",
+            ),
+            (
+                json!({"users": [], "meta": {"has_more": true, "after_cursor": "c1"}, "links": {"next": link}}),
+                "without items",
+            ),
+        ] {
+            let msg = error_of(body);
+            assert!(
+                msg.contains("contradicts itself") && msg.contains(cause),
+                "{msg}"
+            );
+            assert!(msg.contains("zendesk target `t`"), "{msg}");
+        }
+        for (body, cause) in [
+            (
+                json!({"users": "x", "meta": {"has_more": false}}),
+                "no `users` list",
+            ),
+            (json!({"users": []}), "no `meta`"),
+            (
+                json!({"users": [], "meta": {"has_more": "yes"}}),
+                "`meta.has_more`",
+            ),
+        ] {
+            let msg = error_of(body);
+            assert!(
+                msg.contains("GET /api/v2/users") && msg.contains(cause),
+                "{msg}"
+            );
+        }
     }
 
     #[test]
