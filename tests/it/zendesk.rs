@@ -471,6 +471,33 @@ async fn error_bodies_are_clear_messages() {
         err.to_string().contains("Couldn't authenticate you"),
         "{err}"
     );
+    assert!(
+        err.to_string().contains("Zendesk API"),
+        "where tokens live: {err}"
+    );
+    let source = ZendeskSource::new(
+        emu.client_builder(AGENT, "wrong").build().unwrap(),
+        vec![],
+        vec![],
+    );
+    let err = source.read().await.unwrap_err();
+    assert!(matches!(err, ConnectorError::Auth { .. }), "{err:?}");
+    assert!(err.to_string().contains("token access"), "{err}");
+    // A 403 to a write says which role the token's agent needs.
+    emu.faults()
+        .on(Match::method("PUT"))
+        .always()
+        .inject(Fault::status(403));
+    let a = seeded(&emu, "a@x.io");
+    let r = apply_all(
+        &t,
+        &[modify(a, &[("name", json!("A2"))], None)],
+        &ApplyOptions::default(),
+    )
+    .await;
+    let err = r[0].as_ref().unwrap_err();
+    assert!(matches!(err, ConnectorError::Permission { .. }), "{err:?}");
+    assert!(err.to_string().contains("needs an admin"), "{err}");
 }
 
 /// The source reads the configured roles in one series and each custom role in its own,

@@ -55,3 +55,21 @@ pub(super) fn job_error(e: &JobError, endpoint: &str) -> ConnectorError {
         }
     }
 }
+
+/// What a `401` or `403` from Zendesk means for the admin, added to the error (its kind is
+/// kept): where the token is managed, and which role the token's agent needs.
+pub(super) fn explain(e: ConnectorError) -> ConnectorError {
+    match e {
+        ConnectorError::Auth { message } => ConnectorError::Auth {
+            message: format!(
+                "{message}. Zendesk: `email` must be the agent the API token belongs to and `api_token` an active token, with token access turned on (Admin Center > Apps and integrations > Zendesk API)"
+            ),
+        },
+        ConnectorError::Permission { message } => ConnectorError::Permission {
+            message: format!(
+                "{message}. Zendesk: the token's agent lacks the role for this; creating, changing and deleting users needs an admin (shared users and the account owner cannot be changed through the API)"
+            ),
+        },
+        other => other,
+    }
+}

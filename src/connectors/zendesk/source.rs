@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::client::{first_page, list_all};
+use super::errors::explain;
 use crate::connectors::{ConnectorError, Source, SourceRecord};
 use crate::http::{HttpClient, HttpError, Request};
 
@@ -56,10 +57,11 @@ impl ZendeskSource {
         let mut records = Vec::new();
         for req in self.series() {
             let users = if first_only {
-                first_page(&self.client, req, "users").await?
+                first_page(&self.client, req, "users").await
             } else {
-                list_all(&self.client, req, "users").await?
-            };
+                list_all(&self.client, req, "users").await
+            }
+            .map_err(|e| explain(e.into()))?;
             for user in users {
                 let id = user_id(&user).map_err(|cause| {
                     ConnectorError::from(HttpError::Decode {

@@ -27,7 +27,7 @@ use serde_json::{Map, Value, json};
 
 use super::bulk::{self, BATCH, Item, JobError, segment};
 use super::client::list_all;
-use super::errors::{item_error, job_error};
+use super::errors::{explain, item_error, job_error};
 use super::lookup::{lookup, search, taken};
 use super::orgs::OrgCache;
 use super::users::{body, id_value, to_live_all, who};
@@ -89,7 +89,7 @@ impl ZendeskTarget {
         flag.store(true, Ordering::SeqCst);
         if !self.warned.swap(true, Ordering::SeqCst) {
             tracing::warn!(
-                "Zendesk refused a bulk request ({e}): bulk user import is not enabled on this account (Zendesk Support turns it on at the account owner's request). Going on with one request per user, which is slower and uses more of the rate limit"
+                "Zendesk refused a bulk request ({e}): bulk user import is not enabled on this account (Zendesk Support turns it on when the account owner asks), or the token's agent may not do this. Going on with one request per user, which is slower and uses more of the rate limit"
             );
         }
     }
@@ -403,8 +403,10 @@ fn op_id(op: &TargetOp) -> String {
 #[async_trait]
 impl Target for ZendeskTarget {
     async fn list(&self) -> Result<Vec<LiveAccount>, ConnectorError> {
-        let users = list_all(&self.client, Request::get("api/v2/users"), "users").await?;
-        let guard = self.orgs.get(&self.client).await?;
+        let users = list_all(&self.client, Request::get("api/v2/users"), "users")
+            .await
+            .map_err(|e| explain(e.into()))?;
+        let guard = self.orgs.get(&self.client).await.map_err(explain)?;
         to_live_all(&users, &self.user_fields, guard.as_ref())
     }
 
@@ -416,8 +418,10 @@ impl Target for ZendeskTarget {
         if !identity.contains_key("email") && !identity.contains_key("external_id") {
             return self.list().await;
         }
-        let users = search(&self.client, identity).await?;
-        let guard = self.orgs.get(&self.client).await?;
+        let users = search(&self.client, identity)
+            .await
+            .map_err(|e| explain(e.into()))?;
+        let guard = self.orgs.get(&self.client).await.map_err(explain)?;
         to_live_all(&users, &self.user_fields, guard.as_ref())
     }
 
@@ -437,6 +441,7 @@ impl Target for ZendeskTarget {
         opts: &ApplyOptions,
         done: &(dyn Fn(usize, OpResult) + Send + Sync),
     ) -> Result<(), ConnectorError> {
+        let done = &|i, r: OpResult| done(i, r.map_err(explain));
         let (mut creates, mut updates, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
         for (i, op) in ops.iter().enumerate() {
             match op {
