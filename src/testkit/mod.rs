@@ -15,6 +15,7 @@ pub mod google;
 pub mod graph;
 pub mod mojo;
 pub mod scim;
+pub mod zendesk;
 
 use std::time::Duration;
 

@@ -34,3 +34,5 @@ mod scrub;
 mod state_kill;
 mod support;
 mod terminal;
+mod zendesk;
+mod zendesk_s4;

@@ -1,5 +1,19 @@
 //! Zendesk Support: the `zendesk` source (agents and admins feeding another system, read only)
-//! and the `zendesk` target. One client per account serves both once they are built.
+//! and the `zendesk` target. One client per account (subdomain, email and token) serves both.
+
+mod bulk;
+mod client;
+mod errors;
+mod lookup;
+mod orgs;
+mod source;
+mod target;
+mod users;
+
+pub use bulk::{BATCH, POLL_LIMIT};
+pub use client::{DEFAULT_RATE_LIMIT, PAGE_SIZE, client, zendesk_message};
+pub use source::ZendeskSource;
+pub use target::ZendeskTarget;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -10,7 +24,7 @@ use super::spec::{
 use super::{ConnectorError, Source, Target};
 use crate::model::checks::{self, Checks, PathSeg};
 use crate::model::fields::{field, ident};
-use crate::model::{FieldSpec, FieldType, IdentityNorm, SecretRef};
+use crate::model::{FieldSpec, FieldType, HttpSettings, IdentityNorm, SecretRef};
 
 /// Zendesk Support users (read only: nothing is ever written to the source).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -59,6 +73,22 @@ pub struct ZendeskTargetConfig {
     pub timeout: Option<String>,
 }
 
+/// The client of the account (base URL, agent email and token reference), shared by the
+/// source and the target that name it.
+fn account_client(
+    cx: &BuildContext<'_>,
+    name: &str,
+    base_url: &str,
+    email: &str,
+    api_token: &SecretRef,
+    settings: HttpSettings,
+) -> Result<crate::http::HttpClient, ConnectorError> {
+    let kind = format!("zendesk {}", email.trim().to_lowercase());
+    cx.account_client(&kind, base_url, ("api_token", api_token), |token| {
+        client(name, base_url, email, token, settings)
+    })
+}
+
 /// The account part both entries share.
 fn check_account(c: &mut dyn Checks, subdomain: &str, email: &str, base_url: Option<&str>) {
     let ok = !subdomain.is_empty()
@@ -104,14 +134,23 @@ impl SourceSpec for ZendeskSourceConfig {
         }
     }
 
-    fn build(
-        &self,
-        _name: &str,
-        _cx: &BuildContext<'_>,
-    ) -> Result<Box<dyn Source>, ConnectorError> {
-        Err(ConnectorError::Unsupported {
-            kind: "zendesk".to_string(),
-        })
+    fn build(&self, name: &str, cx: &BuildContext<'_>) -> Result<Box<dyn Source>, ConnectorError> {
+        // One client per account: the engine builds targets first, so a target on the same
+        // account has made it already, with its `rate_limit` and `timeout`.
+        let base_url = client::base_url(&self.subdomain, self.base_url.as_deref());
+        let client = account_client(
+            cx,
+            &format!("zendesk source `{name}`"),
+            &base_url,
+            &self.email,
+            &self.api_token,
+            HttpSettings::default(),
+        )?;
+        Ok(Box::new(ZendeskSource::new(
+            client,
+            self.roles.clone(),
+            self.custom_role_ids.clone(),
+        )))
     }
 
     fn starter() -> SourceStarter {
@@ -157,14 +196,21 @@ impl TargetSpec for ZendeskTargetConfig {
         checks::custom_field_list(c, Self::CUSTOM_FIELDS_KEY, &self.user_fields);
     }
 
-    fn build(
-        &self,
-        _name: &str,
-        _cx: &BuildContext<'_>,
-    ) -> Result<Box<dyn Target>, ConnectorError> {
-        Err(ConnectorError::Unsupported {
-            kind: "zendesk".to_string(),
-        })
+    fn build(&self, name: &str, cx: &BuildContext<'_>) -> Result<Box<dyn Target>, ConnectorError> {
+        let settings = cx.http_settings(self.rate_limit.as_deref(), self.timeout.as_deref())?;
+        let base_url = client::base_url(&self.subdomain, self.base_url.as_deref());
+        let client = account_client(
+            cx,
+            &format!("zendesk target `{name}`"),
+            &base_url,
+            &self.email,
+            &self.api_token,
+            settings,
+        )?;
+        Ok(Box::new(ZendeskTarget::new(
+            client,
+            self.user_fields.clone(),
+        )))
     }
 
     fn starter(s: &SourceStarter) -> TargetStarter {
@@ -194,8 +240,15 @@ impl TargetSpec for ZendeskTargetConfig {
 const ROLES: &[&str] = &["end-user", "agent", "admin"];
 
 const ZENDESK: &[FieldSpec] = &[
+    // Not create-only for the planner: a changed email (matched through `external_id`) is
+    // planned, and the target refuses it with the reason, since Zendesk's API would add a
+    // secondary email instead of replacing the primary one.
     ident(
-        field("email", FieldType::Email, "primary email"),
+        field(
+            "email",
+            FieldType::Email,
+            "primary email; a change is refused at apply (Zendesk would add a secondary email)",
+        ),
         IdentityNorm::Email,
     ),
     ident(
@@ -206,5 +259,52 @@ const ZENDESK: &[FieldSpec] = &[
     field("phone", FieldType::String, ""),
     field("role", FieldType::Enum(ROLES), ""),
     field("custom_role_id", FieldType::Integer, "agents only"),
-    field("organization", FieldType::String, "organization name"),
+    field(
+        "organization",
+        FieldType::String,
+        "organization name; created when missing; empty clears the default organization",
+    ),
 ];
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::connectors::ClientPool;
+
+    /// A source and a target on one account (subdomain, email, token) share one client.
+    #[tokio::test]
+    async fn source_and_target_of_one_account_share_a_client() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "t0k3n").unwrap();
+        let pool = ClientPool::default();
+        let cx = BuildContext::new(dir.path(), &pool);
+        let token = SecretRef::File("token".to_string());
+        let target = ZendeskTargetConfig {
+            subdomain: "acme".into(),
+            email: "admin@acme.io".into(),
+            api_token: token.clone(),
+            user_fields: vec![],
+            base_url: None,
+            rate_limit: Some("700/min".into()),
+            timeout: None,
+        };
+        let source = ZendeskSourceConfig {
+            subdomain: "acme".into(),
+            email: "admin@acme.io".into(),
+            api_token: token.clone(),
+            roles: vec!["agent".into()],
+            custom_role_ids: vec![],
+            base_url: None,
+        };
+        target.build("zd", &cx).unwrap();
+        source.build("zd_agents", &cx).unwrap();
+        assert_eq!(pool.len(), 1);
+        let other = ZendeskSourceConfig {
+            subdomain: "other".into(),
+            ..source
+        };
+        other.build("other", &cx).unwrap();
+        assert_eq!(pool.len(), 2, "another subdomain is another account");
+    }
+}

@@ -10,3 +10,4 @@ mod ldap;
 mod mojo_helpdesk;
 mod request_tracker;
 mod scim;
+mod zendesk;
