@@ -726,7 +726,8 @@ fn translate(
         }
         // A whole number too large for its field reaches serde as a float: say so.
         E::SerdeInvalidType { expected, .. }
-            if node
+            if is_integer_type(expected)
+                && node
                 .and_then(|id| tree.scalar(id))
                 .is_some_and(|t| {
                     let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
@@ -857,6 +858,25 @@ fn translate(
         }
     }
     out
+}
+
+/// Whether serde's `expected` names an integer type (a digits-only value that reaches it as
+/// something else was too large), as opposed to a string field given a number (`timeout: 30`).
+fn is_integer_type(expected: &str) -> bool {
+    matches!(
+        expected,
+        "u8" | "u16"
+            | "u32"
+            | "u64"
+            | "u128"
+            | "usize"
+            | "i8"
+            | "i16"
+            | "i32"
+            | "i64"
+            | "i128"
+            | "isize"
+    )
 }
 
 #[cfg(test)]

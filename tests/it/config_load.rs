@@ -452,3 +452,19 @@ fn a_too_large_number_names_its_key() {
     );
     assert_eq!((err.line(), err.column()), (Some(6), Some(16)), "{err}");
 }
+
+/// A bare number where a duration (a string) is expected is a wrong type, not "too large".
+#[test]
+fn a_number_for_a_duration_is_a_wrong_type_not_too_large() {
+    let text = BASE.replace(
+        "    access_key: { env: MOJO_ACCESS_KEY }\n",
+        "    access_key: { env: MOJO_ACCESS_KEY }\n    timeout: 30\n",
+    );
+    let err = parse_err(&text);
+    let msg = err.message();
+    assert!(!msg.contains("too large"), "{err}");
+    assert!(
+        msg.contains("`timeout`") && msg.contains("wrong type"),
+        "{err}"
+    );
+}
