@@ -108,7 +108,8 @@ pub(crate) struct InitArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ValidateArgs {
-    /// Also resolve secrets and read every source and target once.
+    /// Also resolve secrets, read the first page of every source (credentials, permissions,
+    /// endpoints, groups) and list every target.
     #[arg(long)]
     pub(crate) online: bool,
 }

@@ -131,8 +131,9 @@ pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 /// Reads a secret file: a regular file (checked before opening, so a FIFO cannot block the
 /// run) of at most [`MAX_SECRET_FILE_BYTES`] (read through a bounded reader, since a file can
-/// grow between the check and the read).
-fn read_secret_file(full: &std::path::Path) -> Result<String, SecretError> {
+/// grow between the check and the read). Token files (federated OIDC tokens) are read with it
+/// too.
+pub fn read_secret_file(full: &std::path::Path) -> Result<String, SecretError> {
     use std::io::Read;
     let shown = || full.display().to_string();
     let io = |source| SecretError::File {

@@ -38,6 +38,34 @@ struct Snapshot {
     users: BTreeMap<String, Value>,
 }
 
+/// The largest delta cache read back (a snapshot of about a million users with the default
+/// `select`); anything larger is not a cache this build wrote, and a full read replaces it.
+const MAX_CACHE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Reads the cache file: a regular file of at most [`MAX_CACHE_BYTES`], through a bounded
+/// reader (a FIFO or a device put in its place neither blocks nor fills memory).
+fn read_bounded(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() || meta.len() > MAX_CACHE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not a regular file of at most {MAX_CACHE_BYTES} bytes"),
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_CACHE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CACHE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file grew past its limit while being read",
+        ));
+    }
+    Ok(bytes)
+}
+
 impl DeltaCache {
     pub fn new(dir: PathBuf) -> DeltaCache {
         DeltaCache { dir }
@@ -50,7 +78,7 @@ impl DeltaCache {
     /// The stored snapshot, or `None` when there is none or it cannot be used (said why).
     fn load(&self, select: &[String]) -> Option<Snapshot> {
         let path = self.file();
-        let text = match std::fs::read(&path) {
+        let text = match read_bounded(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
@@ -217,6 +245,19 @@ fn no_delta_link() -> ConnectorError {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_cache_that_is_not_a_regular_file_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo failed");
+        assert!(read_bounded(&fifo).is_err(), "a FIFO would block the read");
+        assert!(read_bounded(std::path::Path::new("/dev/zero")).is_err());
+        std::fs::write(dir.path().join("ok"), b"{}").unwrap();
+        assert_eq!(read_bounded(&dir.path().join("ok")).unwrap(), b"{}");
+    }
 
     #[test]
     fn removals_delete_and_partial_objects_merge() {

@@ -12,7 +12,7 @@ use crate::model::HttpSettings;
 
 /// Attempts of a request refused with `409 Directory_ConcurrencyViolation`.
 const CONCURRENCY_ATTEMPTS: u32 = 3;
-/// The first wait after one (doubled, then tripled).
+/// The first wait after one (doubled for the second).
 const CONCURRENCY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a request needed, so a 403 names the application permission to grant.

@@ -237,7 +237,7 @@ impl TargetSpec for EntraGuestsConfig {
     tenant_id: 00000000-0000-0000-0000-000000000000
     client_id: 00000000-0000-0000-0000-000000000000
     client_secret: { env: ENTRA_GUESTS_CLIENT_SECRET }
-    redirect_url: https://myapps.microsoft.com
+    redirect_url: https://myapplications.microsoft.com
 "#,
             identity: "[email]",
             fields: vec![f("email", s.email), f("display_name", s.full)],

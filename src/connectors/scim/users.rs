@@ -327,6 +327,23 @@ struct ScimApi {
 }
 
 impl ScimApi {
+    /// The first page of Users (matching `filter`): what `validate --online` reads.
+    async fn first_page(&self, filter: Option<&str>) -> Result<Vec<Value>, HttpError> {
+        let mut req = Request::get("Users")
+            .query("startIndex", 1)
+            .query("count", PAGE_SIZE);
+        if let Some(f) = filter.map(str::trim).filter(|f| !f.is_empty()) {
+            req = req.query("filter", f);
+        }
+        let resp = self.client.send(req).await?;
+        let v: Value = resp.json()?;
+        match v.get("Resources") {
+            Some(Value::Array(items)) => Ok(items.clone()),
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(_) => Err(decode(&resp, "`Resources` is not a list")),
+        }
+    }
+
     /// Every User (matching `filter`), following `startIndex`/`count` until `totalResults` (or
     /// an empty page when there is none). Fails when a page repeats users (a server ignoring
     /// `startIndex`) or the list ends before its own `totalResults`.
@@ -829,22 +846,27 @@ impl ScimSource {
     }
 }
 
+/// A SCIM User as a source record, labelled by its `userName` (or `id`).
+fn scim_record(r: Value) -> SourceRecord {
+    let label = r
+        .get("userName")
+        .and_then(Value::as_str)
+        .or_else(|| r.get("id").and_then(Value::as_str))
+        .unwrap_or("(no userName)")
+        .to_string();
+    SourceRecord { label, data: r }
+}
+
 #[async_trait]
 impl Source for ScimSource {
     async fn read(&self) -> Result<Vec<SourceRecord>, ConnectorError> {
         let resources = self.api.list(self.filter.as_deref()).await?;
-        Ok(resources
-            .into_iter()
-            .map(|r| {
-                let label = r
-                    .get("userName")
-                    .and_then(Value::as_str)
-                    .or_else(|| r.get("id").and_then(Value::as_str))
-                    .unwrap_or("(no userName)")
-                    .to_string();
-                SourceRecord { label, data: r }
-            })
-            .collect())
+        Ok(resources.into_iter().map(scim_record).collect())
+    }
+
+    async fn probe(&self) -> Result<Vec<SourceRecord>, ConnectorError> {
+        let resources = self.api.first_page(self.filter.as_deref()).await?;
+        Ok(resources.into_iter().map(scim_record).collect())
     }
 }
 
@@ -991,6 +1013,13 @@ mod tests {
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].label, "user3");
         assert_eq!(records[0].data["name"]["givenName"], "G3");
+
+        // `validate --online` reads one page, however many there are.
+        f.log().clear();
+        let source = ScimSource::new(t.client().clone(), None);
+        let first = source.probe().await.unwrap();
+        assert_eq!(first.len(), 3);
+        assert_eq!(f.log().lines(), ["GET /t/v2/Users?startIndex=1&count=500"]);
     }
 
     /// Issue 7, point 6: `totalResults: 1000000000000` with an empty first page is a broken

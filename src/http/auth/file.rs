@@ -81,11 +81,10 @@ impl TokenFile {
         {
             return Ok((c.clone(), state.generation));
         }
-        let bytes = tokio::fs::read(&self.path)
-            .await
+        // Bounded like a secret file: a regular file of at most 64 KiB (a token is a few KiB),
+        // so a wrong path (a device, a FIFO, a log) neither blocks nor fills memory.
+        let text = crate::model::secret::read_secret_file(&self.path)
             .map_err(|e| self.error(e.to_string()))?;
-        let text =
-            String::from_utf8(bytes).map_err(|_| self.error("the file is not UTF-8 text"))?;
         let token = text.trim();
         if token.is_empty() {
             return Err(self.error("the file is empty"));

@@ -557,6 +557,24 @@ async fn a_missing_token_file_names_the_reference_and_path() {
     );
 }
 
+/// A token file is bounded like a secret file: a device or an oversized file is refused before
+/// it is read into memory (a wrong path must neither hang nor exhaust memory).
+#[tokio::test]
+async fn a_token_file_that_is_a_device_or_too_large_is_refused() {
+    let provider = FileBearer::new(TokenFile::new("/dev/zero", "`token_file`"));
+    let err = provider.credential().await.unwrap_err().to_string();
+    assert!(
+        err.contains("not a regular file") && err.contains("`token_file`"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'a'; 65 * 1024]).unwrap();
+    let provider = FileBearer::new(TokenFile::new(&big, "`token_file`"));
+    let err = provider.credential().await.unwrap_err().to_string();
+    assert!(err.contains("larger than"), "{err}");
+}
+
 #[test]
 fn token_request_bodies_are_redacted_in_logs() {
     let form = format!(
