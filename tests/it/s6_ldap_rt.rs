@@ -195,7 +195,8 @@ fn s6_ldap_group_to_privileged_rt_users_end_to_end() {
     let ca_line = format!("ca_file: {ca}");
     let people = format!("ou=people,{ou}");
     let group = format!("cn=helpdesk-agents,ou=groups,{ou}");
-    // The group DN first: the people DN is not part of it, but the order keeps that obvious.
+    // The example, pointed at slapd over LDAPS (its CA), the reader account, this test's OU
+    // and the local RT.
     let work = Work::example(
         "s6-ldap-to-rt",
         &[
