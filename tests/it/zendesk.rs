@@ -136,14 +136,21 @@ async fn per_item_failures_map_to_their_change() {
     assert_eq!(count(&emu, "POST", "/api/v2/users/create_many"), 1);
 }
 
-/// A create refused because the email is taken is looked up, as a create whose answer was
-/// lost: the existing user's id is reported and nothing is made twice.
+/// A create refused because the email is taken (an account made after the plan) is looked
+/// up to be named and fails: never a duplicate, never a silent takeover of someone else's
+/// account (the next plan shows it as an adoption, for review).
 #[tokio::test(start_paused = true)]
-async fn a_taken_email_becomes_a_lookup_never_a_duplicate() {
+async fn a_taken_email_is_named_never_duplicated_nor_taken_over() {
     let (emu, t) = start().await;
     let existing = seeded(&emu, "Taken@x.io");
     let r = apply_all(&t, &[create("taken@x.io", &[])], &ApplyOptions::default()).await;
-    assert_eq!(r[0].as_ref().unwrap(), &existing.to_string());
+    let err = r[0].as_ref().unwrap_err();
+    assert!(!err.is_ambiguous(), "nothing was written: {err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("id {existing}")) && msg.contains("plan again"),
+        "{msg}"
+    );
     assert_eq!(emu.users().len(), 1);
     let searches = emu.log().matching(&Match::get("/api/v2/users/search"));
     assert_eq!(searches.len(), 1);

@@ -3,8 +3,10 @@
 //! * Fields are SCIM attribute paths exactly as `headcount fields scim` lists them; a User is
 //!   flattened into them (`name.givenName`, the work email, enterprise attributes by URN).
 //! * Updates are PATCH with only the changed paths; deactivation is `replace active=false`.
-//! * A create whose answer was lost (or that meets `409 uniqueness`) is looked up by `userName`
-//!   before anything else, so a retry never makes a duplicate.
+//! * A create whose answer was lost is looked up by `userName` before anything else, so a
+//!   retry never makes a duplicate; a `409` after such an attempt is that attempt having
+//!   landed. A `409` on a first attempt is an account made since the plan: the create fails,
+//!   naming it (the next plan shows it as an adoption), never a silent takeover.
 //! * ETags (`meta.version`) are sent as `If-Match` when the server offers them; a `412` re-reads
 //!   the account and writes again only if the values the plan saw still hold.
 //!
@@ -321,6 +323,14 @@ fn known_of(resource: &Value, header_etag: Option<&str>) -> Known {
     Known { etag, typed }
 }
 
+/// A create refused because the account exists, and it is not one an earlier attempt of this
+/// run made: someone made it after the plan. Never taken over silently.
+pub(crate) fn exists_since_plan(key: &str, value: &str, id: &str) -> ConnectorError {
+    ConnectorError::rejected(format!(
+        "an account with {key} {value:?} already exists in the target (id {id}): it appeared after the plan was made. It is not taken over silently; run plan again, which shows it as an adoption to review"
+    ))
+}
+
 /// The SCIM calls shared by the target and the source.
 struct ScimApi {
     client: HttpClient,
@@ -570,14 +580,19 @@ impl ScimTarget {
                     }
                     last = Some(e);
                 }
+                // After an attempt of ours whose outcome was unknown, `409` is that attempt
+                // having landed: the account is ours. On a first attempt it is an account that
+                // appeared since the plan: taking it would bypass ownership (the plan would
+                // have shown it as an adoption, for review), so the create fails, naming it.
                 Err(e) if e.status() == Some(409) => {
                     return match self.lookup_created(user_name).await? {
-                        Some(id) => {
+                        Some(id) if last.is_some() => {
                             tracing::info!(
-                                "create of {user_name:?}: the server says it exists (409); taking {id}"
+                                "create of {user_name:?}: the earlier attempt landed (409 now); it is {id}"
                             );
                             Ok(id)
                         }
+                        Some(id) => Err(exists_since_plan("userName", user_name, &id)),
                         None => Err(e.into()),
                     };
                 }
@@ -1130,15 +1145,39 @@ mod tests {
         assert_eq!(t.client().stats().ambiguous, 1);
     }
 
+    /// A first create that meets `409` is an account made since the plan: refused, naming
+    /// it, never taken over (the next plan shows it as an adoption for review).
     #[tokio::test]
-    async fn a_409_on_create_is_looked_up_and_taken() {
+    async fn a_409_on_a_first_create_is_refused_naming_the_account() {
+        let (f, t) = fake().await;
+        let other = f.insert(user(7));
+        let err = apply(&t, vec![create_op("user7")])
+            .await
+            .remove(0)
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(other["id"].as_str().unwrap()) && msg.contains("plan again"),
+            "{msg}"
+        );
+        assert!(!err.is_ambiguous(), "nothing was written: {err:?}");
+        assert_eq!(f.users().len(), 1);
+    }
+
+    /// A create whose answer was lost, not found at once (the server is slow to show it),
+    /// retried, meets `409`: that is the first attempt having landed, so it is taken, and no
+    /// second account exists.
+    #[tokio::test]
+    async fn a_409_after_a_lost_attempt_is_that_attempt() {
         let (f, t) = fake().await;
         f.faults()
             .on(Match::post("/Users"))
-            .inject(Fault::AfterApply {
-                status: 409,
-                body: r#"{"status": "409", "scimType": "uniqueness", "detail": "exists"}"#.into(),
-            });
+            .inject(Fault::LoseResponse);
+        f.faults().on(Match::get("/Users")).inject(Fault::Answer {
+            status: 200,
+            headers: vec![("content-type".into(), "application/scim+json".into())],
+            body: r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":0,"Resources":[]}"#.into(),
+        });
         let id = apply(&t, vec![create_op("cy")]).await.remove(0).unwrap();
         assert_eq!(f.users().len(), 1);
         assert_eq!(f.users()[0]["id"], id.as_str());

@@ -34,7 +34,7 @@ pub(super) enum Item {
 
 impl Item {
     /// True when Zendesk refused a create because the user exists already (the email or
-    /// external id is taken): the create is then looked up, as one whose answer was lost.
+    /// external id is taken): the holder is then looked up, to be named (never taken over).
     pub(super) fn already_exists(&self) -> bool {
         match self {
             Item::Failed { code, details } => {

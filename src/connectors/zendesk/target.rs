@@ -5,9 +5,10 @@
 //! * Creates go through `create_many` and updates through the batch form of `update_many`,
 //!   [`BATCH`] per job, each change reported as soon as its job ends. Never an upsert
 //!   (`create_or_update*` would take over an account that appeared between plan and apply).
-//! * A create whose answer was lost, whose job did not say, or that Zendesk refused because
-//!   the email or external id is taken, is looked up by identity (search by email, or
-//!   `external_id`) and never sent again blindly: no duplicate is ever made.
+//! * A create whose answer was lost or whose job did not say is looked up by identity (search
+//!   by email, or `external_id`) and never sent again blindly: no duplicate is ever made. A
+//!   create Zendesk refused because the email or external id is taken fails, naming the
+//!   account that holds it (made since the plan): never a silent takeover.
 //! * `403` to a bulk endpoint means bulk import is not enabled on the account (Zendesk turns
 //!   it on only on request): headcount says so once and goes on with one request per change.
 //! * Deactivation suspends (`suspended: true`), reactivation unsuspends; `removed: delete`
@@ -84,6 +85,27 @@ impl ZendeskTarget {
         }
     }
 
+    /// A create Zendesk refused because the email or external id is taken. The refusal is
+    /// definite (nothing was written), and headcount never re-sends a create whose outcome it
+    /// did not know, so the holder is an account made since the plan: it is looked up to be
+    /// named, never taken over (the next plan shows it as an adoption, for review).
+    async fn settle_taken(
+        &self,
+        fields: &BTreeMap<String, Value>,
+        why: ConnectorError,
+    ) -> OpResult {
+        let who = who(fields);
+        match lookup(&self.client, fields).await {
+            Ok(Some(id)) => Err(ConnectorError::rejected(format!(
+                "creating {who}: Zendesk already has this user (id {id}), made after the plan. It is not taken over silently; run plan again, which shows it as an adoption to review"
+            ))),
+            Ok(None) => Err(why),
+            Err(e) => Err(ConnectorError::rejected(format!(
+                "{why}; looking the existing user up failed too: {e}"
+            ))),
+        }
+    }
+
     /// Says once that bulk import is off and switches to single requests.
     fn fall_back(&self, flag: &AtomicBool, e: &HttpError) {
         flag.store(true, Ordering::SeqCst);
@@ -108,8 +130,7 @@ impl ZendeskTarget {
             },
             Err(e) if e.is_ambiguous() => self.settle_unknown(fields, e.into()).await,
             Err(e) if e.status() == Some(422) && taken(&e) => {
-                let why = ConnectorError::from(e);
-                self.settle_unknown(fields, why).await
+                self.settle_taken(fields, ConnectorError::from(e)).await
             }
             Err(e) => Err(e.into()),
         }
@@ -172,7 +193,7 @@ impl ZendeskTarget {
             Item::Done(id) => Ok(id),
             Item::Failed { .. } if item.already_exists() => {
                 let why = item_error(&item, &format!("creating {who}"));
-                self.settle_unknown(p.fields, why).await
+                self.settle_taken(p.fields, why).await
             }
             Item::Failed { .. } => Err(item_error(&item, &format!("creating {who}"))),
             Item::Missing => {
