@@ -536,6 +536,36 @@ async fn config_checks_want_exactly_one_credential() {
 
 // ---- entra_guests specifics ----------------------------------------------------------------
 
+/// Graph answers an invitation of an existing guest with that guest: inviting someone made a
+/// guest after the plan would take that account over silently. The create asks first and
+/// fails naming the guest; nothing is invited.
+#[tokio::test]
+async fn a_guest_invited_since_the_plan_is_named_never_taken_over() {
+    let emu = GraphEmulator::start(SECRET).await;
+    let existing = emu.add_user(json!({
+        "mail": "jane@partner.example",
+        "displayName": "Jane",
+        "userType": "Guest",
+        "accountEnabled": true,
+    }));
+    let t = EntraGuestsTarget::new(emu.client(secret()), None);
+    let op = TargetOp::Create {
+        fields: BTreeMap::from([("email".to_string(), json!("jane@partner.example"))]),
+        active: true,
+        notify: false,
+    };
+    let r = apply_all(&t, &[op], &ApplyOptions::default()).await;
+    let err = r[0].as_ref().unwrap_err();
+    assert!(!err.is_ambiguous(), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&existing) && msg.contains("plan again"),
+        "{msg}"
+    );
+    assert!(emu.log().method("POST").is_empty(), "nothing is invited");
+    assert_eq!(emu.users().len(), 1);
+}
+
 #[tokio::test]
 async fn invitations_carry_the_redirect_and_notify_and_deactivate_patches() {
     let emu = GraphEmulator::start(SECRET).await;

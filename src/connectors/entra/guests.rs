@@ -8,6 +8,9 @@
 //!   `inviteRedirectUrl`, `sendInvitationMessage` = `on_create.notify`); the guest's id is the
 //!   answer's `invitedUser.id`. An invitation whose answer was lost is looked up by email
 //!   (`$filter=mail eq '...'`) before it is ever sent again, so no second guest is made.
+//!   Before the first invitation the email is looked up too: Graph answers an invitation of an
+//!   existing guest with that guest, which would take over an account made after the plan;
+//!   found, the create fails naming it (one more request per create, for ownership).
 //! * `display_name` updates and deactivate/reactivate are `PATCH /users/{id}`
 //!   (`displayName`, `accountEnabled`); `removed: delete` is `DELETE /users/{id}` (a guest
 //!   already gone counts as deleted).
@@ -146,6 +149,14 @@ impl EntraGuestsTarget {
         });
         if let Some(name) = fields.get("display_name").and_then(Value::as_str) {
             body["invitedUserDisplayName"] = json!(name);
+        }
+        // Graph answers an invitation of someone who is already a guest with that guest, so
+        // inviting would silently take over an account made after the plan (the plan would
+        // have shown it as an adoption, for review). Asked first; found, the create fails.
+        if let Some(existing) = self.find_by_email(&email).await? {
+            return Err(ConnectorError::rejected(format!(
+                "{email} is already a guest in the tenant (id {existing}), invited after the plan was made. It is not taken over silently; run plan again, which shows it as an adoption to review"
+            )));
         }
         let mut last = None;
         let mut id = None;
