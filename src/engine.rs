@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::apply::Secrets;
 use crate::config::{self, LoadedConfig};
 use crate::connectors::{BuildContext, ClientPool, LiveAccount, Source, SourceRecord, Target};
+use crate::drift::DriftDocument;
 use crate::model::Scrubber;
 use crate::plan::{self, Action, ConfigInfo, GitInfo, PlanDocument, StateRef};
 use crate::planner::{self, PlannedSync, SyncInput, SyncSpec};
@@ -301,6 +302,59 @@ impl Engine {
         };
         self.sensitive().scrub_document(&mut doc);
         doc
+    }
+
+    /// The drift document (SPEC section 9) of planned syncs: each difference labelled by cause
+    /// against the last-applied values in `state` (the classification is
+    /// `planner::drift::classify`, pure). `planned` is planned with the mass-removal guard
+    /// lifted; an empty source read is an error here instead.
+    pub fn drift_document(&self, planned: &Planned, state: Option<&State>) -> DriftDocument {
+        let doc = self.document(&planned.planned, state);
+        let syncs = planned
+            .planned
+            .iter()
+            .map(|p| {
+                let live = planned
+                    .snapshot
+                    .live
+                    .get(&p.plan.target)
+                    .and_then(|l| l.as_deref().ok())
+                    .unwrap_or(&[]);
+                let mut drift = planner::drift::classify(planner::drift::DriftInput {
+                    spec: self.specs.iter().find(|s| s.name == p.plan.name),
+                    planned: p,
+                    live,
+                    state,
+                });
+                // Planned with the mass-removal guard lifted (drift shows large removals rather
+                // than hide them), but an empty source is a broken read, never "everyone left".
+                let managed = state
+                    .and_then(|s| s.syncs.get(&p.plan.name))
+                    .map_or(0, |s| s.accounts.len());
+                let empty = planned
+                    .snapshot
+                    .records
+                    .get(&p.plan.source)
+                    .is_some_and(|r| r.as_ref().is_ok_and(Vec::is_empty));
+                if empty && managed > 0 && drift.errors.is_empty() {
+                    drift.differences.clear();
+                    drift.summary = Default::default();
+                    drift.errors.push(format!(
+                        "source `{}` returned no records while this sync manages {managed} accounts: drift is not computed from an empty read. Check the source",
+                        p.plan.source
+                    ));
+                }
+                drift
+            })
+            .collect();
+        DriftDocument {
+            format_version: crate::drift::FORMAT_VERSION.to_string(),
+            headcount_version: doc.headcount_version,
+            created_at: doc.created_at,
+            config: doc.config,
+            state: doc.state,
+            syncs,
+        }
     }
 
     /// The sensitive fields of the configured syncs: the guard every writer of plans, state,

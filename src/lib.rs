@@ -13,6 +13,7 @@ pub mod apply;
 pub mod audit;
 pub mod config;
 pub mod connectors;
+pub mod drift;
 pub mod engine;
 pub mod expr;
 pub mod http;

@@ -80,6 +80,10 @@ pub(crate) enum Command {
     /// Make the targets match: plan, confirm, apply; or apply a saved plan.
     #[command(after_help = EXIT_CODES)]
     Apply(ApplyArgs),
+    /// Read sources and targets like plan, and label each difference by its cause: changed in
+    /// the source, changed in the target (out of band), both, missing, unmanaged.
+    #[command(after_help = DRIFT_EXIT_CODES)]
+    Drift(DriftArgs),
     /// Render a saved plan.
     Show(ShowArgs),
     /// Inspect and edit which accounts headcount manages.
@@ -112,6 +116,40 @@ pub(crate) struct ValidateArgs {
     /// endpoints, groups) and list every target.
     #[arg(long)]
     pub(crate) online: bool,
+}
+
+/// Exit codes of `drift`.
+const DRIFT_EXIT_CODES: &str = "\
+Exit status:
+  0  no drift
+  1  error of any kind: a source or target that could not be read, a config
+     or command-line usage error; drift is then unknown, never \"none\"
+  2  drift found (with --fail-on target: only out-of-band changes in the
+     target: causes target, both, missing)";
+
+/// Which differences make `drift` exit 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FailOn {
+    /// Only out-of-band changes in the target (`target`, `both`, `missing`).
+    Target,
+    /// Any difference.
+    Any,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DriftArgs {
+    /// Only this sync (repeatable).
+    #[arg(long = "sync", value_name = "NAME")]
+    pub(crate) syncs: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+    /// Which differences exit 2.
+    #[arg(long, value_enum, default_value_t = FailOn::Any)]
+    pub(crate) fail_on: FailOn,
+    /// Ignore incremental cursors and read every source in full (as `plan --full`).
+    #[arg(long)]
+    pub(crate) full: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 mod out;
 mod apply_cmd;
 mod args;
+mod drift_cmd;
 mod misc;
 mod plan_cmd;
 mod state_cmd;
@@ -62,6 +63,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Validate(a) => misc::validate(&cli, a, &ui).await,
         Command::Plan(a) => plan_cmd::plan(&cli, a, &ui).await,
         Command::Apply(a) => apply_cmd::apply(&cli, a, &ui).await,
+        Command::Drift(a) => drift_cmd::drift(&cli, a, &ui).await,
         Command::Show(a) => plan_cmd::show(a, &ui),
         Command::State(c) => state_cmd::run(&cli, c, &ui).await,
         Command::Schema => {

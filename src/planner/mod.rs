@@ -34,6 +34,7 @@ pub enum MaxRemovalsSpec {
 
 pub mod compare;
 pub(crate) mod desired;
+pub mod drift;
 pub(crate) mod reconcile;
 pub(crate) mod values;
 
@@ -129,6 +130,7 @@ pub fn plan_all(
                     errors: Vec::new(),
                 },
                 secrets: BTreeMap::new(),
+                unmanaged: BTreeMap::new(),
             });
         }
     }

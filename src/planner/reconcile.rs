@@ -33,6 +33,10 @@ pub struct PlannedSync {
     pub plan: SyncPlan,
     /// Sensitive values in clear for creates: primary identity → field → value.
     pub secrets: BTreeMap<String, BTreeMap<String, Value>>,
+    /// `manage: all`: live accounts in scope that no state entry holds and nothing desires
+    /// (target id → identity), whether or not the `removed` policy changes them. `drift`
+    /// reports them as `unmanaged`.
+    pub unmanaged: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// A stable hash of a live account, checked again before apply.
@@ -63,7 +67,11 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
                 "source `{}` could not be read, so nothing is planned for this sync: {e}",
                 spec.source
             ));
-            return PlannedSync { plan, secrets };
+            return PlannedSync {
+                plan,
+                secrets,
+                unmanaged: BTreeMap::new(),
+            };
         }
     };
     let live = match input.live {
@@ -73,7 +81,11 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
                 "target `{}` could not be listed, so nothing is planned for this sync: {e}",
                 spec.target
             ));
-            return PlannedSync { plan, secrets };
+            return PlannedSync {
+                plan,
+                secrets,
+                unmanaged: BTreeMap::new(),
+            };
         }
     };
 
@@ -105,7 +117,11 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
             spec.source,
             managed.len()
         ));
-        return PlannedSync { plan, secrets };
+        return PlannedSync {
+            plan,
+            secrets,
+            unmanaged: BTreeMap::new(),
+        };
     }
 
     let desired_set = desired::evaluate(spec, records);
@@ -117,7 +133,11 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
         plan.errors.push(error);
         plan.summary.invalid = plan.invalid.len();
         plan.summary.conflicts = plan.conflicts.len();
-        return PlannedSync { plan, secrets };
+        return PlannedSync {
+            plan,
+            secrets,
+            unmanaged: BTreeMap::new(),
+        };
     }
     let specs = desired::field_specs(spec);
     let norms: BTreeMap<&str, IdentityNorm> = spec
@@ -357,6 +377,7 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
 
     // `manage: all`: every other account in the target is in scope.
     let mut unmanaged_in_scope = 0usize;
+    let mut unmanaged = BTreeMap::new();
     if spec.manage == ManagePolicy::All {
         for (li, acc) in live.iter().enumerate() {
             if touched.contains(&li)
@@ -368,6 +389,7 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
                 continue;
             }
             unmanaged_in_scope += 1;
+            unmanaged.insert(acc.id.clone(), live_identity[li].clone());
             match removal(spec, acc, live_identity[li].clone()) {
                 Some(c) => plan.changes.push(c),
                 None => plan.summary.unchanged += 1,
@@ -398,7 +420,11 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
     }
     plan.summary.invalid = plan.invalid.len();
     plan.summary.conflicts = plan.conflicts.len();
-    PlannedSync { plan, secrets }
+    PlannedSync {
+        plan,
+        secrets,
+        unmanaged,
+    }
 }
 
 /// The limit and how it was computed, for the message.

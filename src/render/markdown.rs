@@ -362,7 +362,7 @@ fn change_block(change: &Change) -> String {
 }
 
 /// A backtick fence longer than any backtick run in the content, so no value can close it.
-fn fence_for<'a>(items: impl Iterator<Item = &'a String>) -> String {
+pub(super) fn fence_for<'a>(items: impl Iterator<Item = &'a String>) -> String {
     let longest = items
         .flat_map(|item| item.split(|c| c != '`'))
         .map(str::len)
@@ -372,7 +372,7 @@ fn fence_for<'a>(items: impl Iterator<Item = &'a String>) -> String {
 }
 
 /// Escapes for HTML contexts (`<summary>`): data must not open or close tags.
-fn html(s: &str) -> String {
+pub(super) fn html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in clean(s).chars() {
         match c {
@@ -388,7 +388,7 @@ fn html(s: &str) -> String {
 
 /// Escapes for inline markdown (table cells, warning lines): no tags, no code spans, no
 /// emphasis, no links, and `|` cannot split a table cell.
-fn inline(s: &str) -> String {
+pub(super) fn inline(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in clean(s).chars() {
         match c {

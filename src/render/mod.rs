@@ -5,6 +5,7 @@
 //! Every string that comes from source or target data goes through `clean` so hostile data
 //! cannot inject terminal escapes or break a line-based layout.
 
+mod drift;
 mod markdown;
 mod text;
 
@@ -15,6 +16,7 @@ use similar::{ChangeTag, TextDiff};
 
 use crate::plan::{Action, Change, FieldDiff, PlanDocument, Summary, SyncPlan};
 
+pub use drift::{drift_markdown, drift_summary_line, drift_text};
 pub use markdown::{MARKDOWN_LIMIT, markdown};
 pub use text::{TextOptions, text};
 

@@ -142,6 +142,34 @@ impl MojoEmulator {
         }
     }
 
+    /// Changes the user with `email` as a person would in Mojo's UI (out of band): each key of
+    /// `patch` replaces the user's. Returns whether the user was there.
+    pub fn edit(&self, email: &str, patch: Value) -> bool {
+        let Ok(mut users) = self.state.users.lock() else {
+            return false;
+        };
+        let Some(user) = users.values_mut().find(|u| u["email"] == email) else {
+            return false;
+        };
+        if let (Some(u), Value::Object(p)) = (user.as_object_mut(), patch) {
+            u.extend(p);
+        }
+        true
+    }
+
+    /// Deletes the user with `email` as a person would in Mojo's UI (out of band).
+    pub fn remove(&self, email: &str) -> bool {
+        self.state
+            .users
+            .lock()
+            .map(|mut users| {
+                let before = users.len();
+                users.retain(|_, u| u["email"] != email);
+                users.len() < before
+            })
+            .unwrap_or(false)
+    }
+
     /// Welcome emails sent (creates without `send_welcome_email=0`).
     pub fn welcome_emails(&self) -> usize {
         self.state.welcome_emails.load(Ordering::SeqCst)

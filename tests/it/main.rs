@@ -12,6 +12,7 @@ mod config_schema;
 mod config_units;
 mod config_validate;
 mod create_kill;
+mod drift;
 mod entra;
 mod entra_s5;
 mod examples;
