@@ -223,8 +223,8 @@ pub fn drift_markdown(doc: &DriftDocument, max_chars: usize) -> String {
         for e in &sync.errors {
             let _ = writeln!(
                 errors,
-                "\n> **Error** in `{}`: {}",
-                inline(&sync.name).replace('`', ""),
+                "\n> **Error** in {}: {}",
+                inline(&sync.name),
                 inline(e)
             );
         }
@@ -284,4 +284,166 @@ pub fn drift_markdown(doc: &DriftDocument, max_chars: usize) -> String {
     }
     out.push_str(&footer_of(cut));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::drift::FORMAT_VERSION;
+    use crate::plan::{Action, ConfigInfo, StateRef, sensitive_marker};
+
+    fn field(cause: Cause, last: Value, live: Value, desired: Value) -> FieldDrift {
+        FieldDrift {
+            cause,
+            last_applied: last,
+            live,
+            desired,
+            sensitive: false,
+        }
+    }
+
+    fn doc() -> DriftDocument {
+        let ident = |e: &str| BTreeMap::from([("email".to_string(), e.to_string())]);
+        let ann = Difference {
+            cause: Cause::Target,
+            identity: ident("ann@x.io"),
+            target_id: Some("1".into()),
+            action: Some(Action::Update),
+            fields: BTreeMap::from([(
+                "last_name".into(),
+                field(
+                    Cause::Target,
+                    json!("One"),
+                    json!("Hacked\u{1b}[31m"),
+                    json!("One"),
+                ),
+            )]),
+            active: None,
+            notes: vec![],
+        };
+        let dan = Difference {
+            cause: Cause::Missing,
+            identity: ident("dan@x.io"),
+            target_id: Some("4".into()),
+            action: Some(Action::Create),
+            fields: BTreeMap::from([(
+                "password".into(),
+                FieldDrift {
+                    sensitive: true,
+                    ..field(
+                        Cause::Missing,
+                        sensitive_marker(),
+                        Value::Null,
+                        sensitive_marker(),
+                    )
+                },
+            )]),
+            active: Some(ActiveDrift {
+                cause: Cause::Missing,
+                last_applied: Some(true),
+                live: None,
+                desired: Some(true),
+            }),
+            notes: vec!["managed as 4 but gone from the target (deleted out of band)".into()],
+        };
+        let stray = Difference {
+            cause: Cause::Unmanaged,
+            identity: ident("stray|<b>@x.io"),
+            target_id: Some("9".into()),
+            action: None,
+            fields: BTreeMap::new(),
+            active: None,
+            notes: vec![],
+        };
+        let mut summary = DriftSummary {
+            in_sync: 3,
+            ..DriftSummary::default()
+        };
+        for d in [&ann, &dan, &stray] {
+            summary.add(d.cause);
+        }
+        DriftDocument {
+            format_version: FORMAT_VERSION.into(),
+            headcount_version: "0.0.0".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            config: ConfigInfo {
+                path: "headcount.yaml".into(),
+                sha256: "abc".into(),
+                git: None,
+            },
+            state: StateRef {
+                lineage: Some("l".into()),
+                serial: 3,
+            },
+            syncs: vec![
+                SyncDrift {
+                    name: "staff".into(),
+                    source: "hr".into(),
+                    target: "helpdesk".into(),
+                    summary,
+                    differences: vec![ann, dan, stray],
+                    errors: vec![],
+                },
+                SyncDrift {
+                    name: "contractors".into(),
+                    source: "vendors".into(),
+                    target: "helpdesk".into(),
+                    summary: DriftSummary::default(),
+                    differences: vec![],
+                    errors: vec!["source `vendors` could not be read".into()],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn text_view() {
+        let t = drift_text(&doc(), false);
+        assert!(!t.contains('\u{1b}'), "data cannot inject escapes: {t}");
+        insta::assert_snapshot!(t);
+    }
+
+    #[test]
+    fn text_colours_cause_labels_only_when_asked() {
+        assert!(drift_text(&doc(), true).contains("\u{1b}[33m[target]"));
+    }
+
+    #[test]
+    fn markdown_view() {
+        let md = drift_markdown(&doc(), crate::render::MARKDOWN_LIMIT);
+        assert!(!md.contains('\u{1b}'));
+        assert!(md.contains("password: null → (sensitive)"), "{md}");
+        insta::assert_snapshot!(md);
+    }
+
+    #[test]
+    fn markdown_is_cut_with_a_note_under_the_limit() {
+        let mut d = doc();
+        let one = d.syncs[0].differences[0].clone();
+        d.syncs[0].differences = vec![one; 400];
+        let md = drift_markdown(&d, 5_000);
+        assert!(md.chars().count() <= 5_000, "{}", md.chars().count());
+        assert!(md.contains("differences not shown"), "{md}");
+        assert_eq!(
+            md.matches("<details>").count(),
+            md.matches("</details>").count()
+        );
+    }
+
+    #[test]
+    fn no_drift_verdict() {
+        let mut d = doc();
+        d.syncs.truncate(1);
+        d.syncs[0].differences.clear();
+        d.syncs[0].summary = DriftSummary {
+            in_sync: 3,
+            ..DriftSummary::default()
+        };
+        let t = drift_text(&d, false);
+        assert_eq!(t, format!("staff: no drift, 3 in sync\n\n{NO_DRIFT}\n"));
+    }
 }
