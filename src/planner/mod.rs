@@ -39,8 +39,6 @@ pub(crate) mod reconcile;
 pub(crate) mod values;
 
 #[cfg(test)]
-mod drift_tests;
-#[cfg(test)]
 mod tests;
 
 pub use reconcile::{PlannedSync, SyncInput, fingerprint, plan_sync, removal_limit};

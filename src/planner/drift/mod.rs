@@ -16,6 +16,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use serde_json::Value;
 
 use super::{PlannedSync, SyncSpec, desired, values};
+
+#[cfg(test)]
+mod tests;
 use crate::drift::{ActiveDrift, Cause, Difference, DriftSummary, FieldDrift, SyncDrift};
 use crate::model::{FieldSpec, LiveAccount};
 use crate::plan::{Action, Change, sensitive_marker};

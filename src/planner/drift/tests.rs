@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::drift::{DriftInput, NEVER_APPLIED, cause_of, classify};
-use super::*;
+use super::{DriftInput, NEVER_APPLIED, cause_of, classify};
 use crate::connectors::TargetKind;
 use crate::drift::{Cause, SyncDrift};
 use crate::expr::Expr;
 use crate::model::{LiveAccount, ManagePolicy, OnCreate, RemovedPolicy, SourceRecord};
 use crate::plan::Action;
+use crate::planner::{MaxRemovalsSpec, SyncInput, SyncSpec, plan_sync};
 use crate::state::{ManagedAccount, Origin, State, SyncState};
 
 fn expr(src: &str) -> Expr {
