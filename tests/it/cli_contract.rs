@@ -30,12 +30,13 @@ const USAGE_ERRORS: &[&[&str]] = &[
     // A misspelled flag in a CI recipe: must never read as "changes present".
     &["plan", "--detailed-exitcod"],
     // A command this build does not have.
-    &["drift"],
+    &["dirft"],
     &["plna"],
     // An unknown global flag.
     &["--colour", "never", "plan"],
     // A bad value.
     &["plan", "--format", "xml"],
+    &["drift", "--fail-on", "sometimes"],
     &["apply", "--parallelism", "0"],
     &["fields", "no_such_kind"],
     // A missing argument or command.
@@ -126,6 +127,8 @@ fn a_closed_pipe_on_large_output_ends_quietly() {
         (&["plan", "--format", "markdown"], 0),
         // The exit code is still the command's own: changes are present.
         (&["plan", "--detailed-exitcode"], 2),
+        (&["drift"], 2),
+        (&["drift", "--format", "json"], 2),
         (&["schema"], 0),
         (&["completions", "bash"], 0),
         (&["completions", "zsh"], 0),
