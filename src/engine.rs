@@ -344,6 +344,21 @@ impl Engine {
                         p.plan.source
                     ));
                 }
+                // The last guard, as for plans: whatever a bug put there, a sensitive field
+                // shows the marker only.
+                let sensitive = self.sensitive();
+                for d in &mut drift.differences {
+                    for (name, f) in &mut d.fields {
+                        if sensitive.is_sensitive(&drift.name, Some(&drift.target), name) {
+                            f.sensitive = true;
+                            for v in [&mut f.last_applied, &mut f.live, &mut f.desired] {
+                                if !v.is_null() {
+                                    *v = plan::sensitive_marker();
+                                }
+                            }
+                        }
+                    }
+                }
                 drift
             })
             .collect();

@@ -16,6 +16,10 @@ struct Setup {
 }
 
 fn config(base_url: &str, manage: &str) -> String {
+    config_with(base_url, manage, "")
+}
+
+fn config_with(base_url: &str, manage: &str, extra: &str) -> String {
     format!(
         r#"version: 1
 sources:
@@ -35,7 +39,7 @@ syncs:
       email: user.email
       first_name: user.first
       last_name: user.last
-"#
+{extra}"#
     )
 }
 
@@ -345,4 +349,33 @@ fn help_lists_drift() {
     let help = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(help.contains("--fail-on"), "{help}");
     assert!(help.contains("2  drift found"), "{help}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensitive_values_are_never_shown() {
+    let emu = MojoEmulator::start(KEY).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "email,first,last,pw\nann@x.io,Ann,One,hunter2-secret\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("headcount.yaml"),
+        config_with(&emu.base_url(), "owned", "      password: user.pw\n"),
+    )
+    .unwrap();
+    let s = Setup { emu, dir };
+    let out = s.run(&["apply", "--auto-approve", "--no-progress"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(s.emu.remove("ann@x.io"));
+    for format in ["text", "json", "markdown"] {
+        let out = s.run(&["drift", "--format", format]).await;
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(!text(&out).contains("hunter2"), "{format}: {}", text(&out));
+    }
+    let doc = json_of(&s.run(&["drift", "--format", "json"]).await);
+    let pw = &difference(&doc, "ann@x.io")["fields"]["password"];
+    assert_eq!(pw["sensitive"], true, "{doc:#}");
+    assert_eq!(pw["desired"], json!({"sensitive": true}));
 }

@@ -71,10 +71,11 @@ pub fn classify(input: DriftInput<'_>) -> SyncDrift {
     let mut used: HashSet<usize> = HashSet::new();
 
     // Managed accounts gone from the target, with the change that recreates or forgets them.
-    for (id, m) in managed
+    // A sync gone from the config has no target read: its accounts are forgotten (`source`).
+    let gone = managed
         .iter()
-        .filter(|(id, _)| !live_ids.contains(id.as_str()))
-    {
+        .filter(|(id, _)| input.spec.is_some() && !live_ids.contains(id.as_str()));
+    for (id, m) in gone {
         let primary = primary_key.and_then(|k| m.identity.get(k));
         let found = plan.changes.iter().enumerate().find(|(i, c)| {
             !used.contains(i)

@@ -390,3 +390,18 @@ fn every_cause_in_one_sync() {
     );
     insta::assert_yaml_snapshot!(d);
 }
+
+#[test]
+fn a_sync_gone_from_the_config_is_forgotten_a_source_difference() {
+    let st = state(vec![("1", applied("a@x.io", "Ann", "One", true))]);
+    // `staff` is no longer configured: `plan_all` forgets its accounts; its target is not read.
+    let planned = crate::planner::plan_all(&[], Some(&st), true);
+    let d = classify(DriftInput {
+        spec: None,
+        planned: &planned[0],
+        live: &[],
+        state: Some(&st),
+    });
+    assert_eq!(causes(&d), vec![("a@x.io".into(), Cause::Source)]);
+    assert_eq!(d.differences[0].action, Some(Action::Forget));
+}
