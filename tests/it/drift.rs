@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use headcount::testkit::fault::{Fault, Match};
 use headcount::testkit::mojo::MojoEmulator;
 use serde_json::{Value, json};
 
@@ -319,6 +320,15 @@ async fn errors_exit_1_never_2() {
     // An unknown sync.
     let out = s.run(&["drift", "--sync", "nope"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // A target that cannot be listed: drift is unknown, not absent.
+    s.emu
+        .faults()
+        .on(Match::get("/api/v2/users"))
+        .inject(Fault::status(403));
+    let out = s.run(&["drift", "--fail-on", "target"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("could not be listed"), "{}", text(&out));
+    s.emu.faults().clear();
     // A source that cannot be read: drift is unknown, not absent.
     std::fs::remove_file(s.path("people.csv")).unwrap();
     let out = s.run(&["drift"]).await;
