@@ -7,6 +7,7 @@ mod apply_cmd;
 mod args;
 mod misc;
 mod plan_cmd;
+mod run_cmd;
 mod state_cmd;
 
 use std::io::IsTerminal;
@@ -62,6 +63,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Validate(a) => misc::validate(&cli, a, &ui).await,
         Command::Plan(a) => plan_cmd::plan(&cli, a, &ui).await,
         Command::Apply(a) => apply_cmd::apply(&cli, a, &ui).await,
+        Command::Run(a) => run_cmd::run(&cli, a, &ui).await,
         Command::Show(a) => plan_cmd::show(a, &ui),
         Command::State(c) => state_cmd::run(&cli, c, &ui).await,
         Command::Schema => {
