@@ -12,6 +12,8 @@ pub mod notify;
 pub mod round;
 pub mod schedule;
 pub mod server;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
