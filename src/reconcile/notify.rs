@@ -222,3 +222,29 @@ mod tests {
         assert!(!err.contains("secret-bits"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod send_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_webhook_that_cannot_be_reached_is_an_error_without_the_url() {
+        // A port nothing listens on: bind, note the port, close.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("http://127.0.0.1:{port}/services/T1/B2/very-secret-token");
+        std::fs::write(dir.path().join("hook"), format!("{url}\n")).unwrap();
+        let scrubber = Scrubber::default();
+        let n = Notifier::new(&SecretRef::File("hook".into()), dir.path(), &scrubber).unwrap();
+        let err = n.send("round failed").await.unwrap_err().to_string();
+        assert!(err.contains("could not be sent"), "{err}");
+        assert!(!err.contains("very-secret-token"), "{err}");
+        assert!(
+            scrubber.finds(&url),
+            "the URL is registered with the run's scrubber"
+        );
+    }
+}

@@ -340,3 +340,35 @@ async fn a_failing_source_is_notified_once_then_resolved() {
     assert_eq!(failures, 1, "{texts:?}");
     assert_eq!(l.terminate().await, 0);
 }
+
+#[test]
+fn the_webhook_url_is_a_secret_reference_checked_before_the_loop_starts() {
+    let w = Work::new("e2e");
+    w.with_webhook();
+    let a = w.run(&["validate", "--online"]).code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("notifications: `webhook.url` (env RUN_LOOP_WEBHOOK)"),
+        "{err}"
+    );
+    let a = w.run(&["run", "--once"]).code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("notifications.webhook.url (env RUN_LOOP_WEBHOOK)"),
+        "{err}"
+    );
+    assert_eq!(w.export_count(), 0, "nothing runs without its webhook");
+
+    let config = std::fs::read_to_string(w.path("headcount.yaml")).unwrap();
+    w.write(
+        "headcount.yaml",
+        &config.replace(
+            "{ env: RUN_LOOP_WEBHOOK }",
+            "https://hooks.example.com/services/T/B/literal",
+        ),
+    );
+    let a = w.run(&["validate"]).code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("is a literal secret"), "{err}");
+    assert!(!err.contains("services/T/B/literal"), "{err}");
+}
