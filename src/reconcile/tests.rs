@@ -226,3 +226,17 @@ async fn a_guard_blocked_sync_is_left_out_and_the_others_are_applied() {
     assert_eq!(exports(&dir.path().join("out-b")), 2);
     assert_eq!(notify::conditions(&second).len(), 2, "guard and drift");
 }
+
+#[tokio::test]
+async fn a_stop_asked_while_planning_applies_nothing_and_releases_the_lock() {
+    let dir = scratch("");
+    let engine = Engine::open(&dir.path().join("headcount.yaml"), false).unwrap();
+    let cancel = std::sync::Arc::new(AtomicBool::new(true));
+    let r = round(&engine, 4, &cancel, &Quiet).await;
+    assert!(r.interrupted && !r.failed(), "{r:?}");
+    assert!(r.drift() > 0, "the plan was made");
+    assert_eq!(r.applied.succeeded(), 0);
+    assert_eq!(exports(&dir.path().join("out")), 0);
+    let lock = engine.state.lock("test").await.unwrap();
+    lock.release().await.unwrap();
+}
