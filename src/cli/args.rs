@@ -179,7 +179,8 @@ Exit status:
   0  stopped by SIGINT/SIGTERM (after the operations in flight), or with
      --once a round that applied everything it planned
   1  an error that stops the loop (bad config, --listen address taken), or
-     with --once a failed round or a sync stopped by the mass-removal guard";
+     with --once a failed round, a sync stopped by the mass-removal guard,
+     or a round stopped by a signal before it applied everything";
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
