@@ -107,6 +107,15 @@ struct Loop {
 
 impl Loop {
     async fn start(w: &Work, hook: Option<&Receiver>) -> Loop {
+        Loop::start_with(w, hook, &[], &[]).await
+    }
+
+    async fn start_with(
+        w: &Work,
+        hook: Option<&Receiver>,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Loop {
         let mut cmd = w.spawnable();
         cmd.args([
             "run",
@@ -117,6 +126,8 @@ impl Loop {
             "--listen",
             "127.0.0.1:0",
         ])
+        .args(extra_args)
+        .envs(envs.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
         if let Some(h) = hook {
@@ -371,4 +382,77 @@ fn the_webhook_url_is_a_secret_reference_checked_before_the_loop_starts() {
     let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
     assert!(err.contains("is a literal secret"), "{err}");
     assert!(!err.contains("services/T/B/literal"), "{err}");
+}
+
+const SCIM_CONFIG: &str = "version: 1
+sources:
+  hr:
+    kind: csv
+    path: people.csv
+targets:
+  app:
+    kind: scim
+    base_url: BASE
+    token: { env: RUN_LOOP_SCIM_TOKEN }
+syncs:
+  - name: staff
+    from: hr
+    to: app
+    identity: [userName]
+    fields:
+      userName: user.userName
+";
+
+#[tokio::test]
+async fn sigterm_mid_round_finishes_the_operation_in_flight_and_loses_nothing() {
+    const PEOPLE: usize = 20;
+    let scim = headcount::testkit::scim::ScimEmulator::start().await;
+    scim.set_create_delay(Some(Duration::from_millis(300)));
+    let w = Work::new("e2e");
+    w.write(
+        "headcount.yaml",
+        &SCIM_CONFIG.replace("BASE", &scim.base_url()),
+    );
+    let rows: Vec<String> = (0..PEOPLE)
+        .map(|n| format!("u{n:02}@example.com"))
+        .collect();
+    w.write("people.csv", &format!("userName\n{}\n", rows.join("\n")));
+    let l = Loop::start_with(
+        &w,
+        None,
+        &["--parallelism", "1"],
+        &[("RUN_LOOP_SCIM_TOKEN", "t")],
+    )
+    .await;
+    wait("two creates", || (scim.users().len() >= 2).then_some(())).await;
+    assert_eq!(l.terminate().await, 0, "a stopped loop exits 0");
+
+    // The create in flight finished; nothing started after the stop; every create is in the
+    // state, and the lock is gone.
+    let made = scim.users().len();
+    assert!((2..PEOPLE).contains(&made), "{made} users: stopped midway");
+    let listed = w.run(&["state", "list"]).success();
+    let listed = String::from_utf8_lossy(&listed.get_output().stdout).into_owned();
+    assert_eq!(listed.matches("@example.com").count(), made, "{listed}");
+    assert!(!w.path(".headcount/state.json.lock").exists());
+
+    // The next round finishes the job without a duplicate.
+    scim.set_create_delay(None);
+    let mut once = w.cmd();
+    once.env("RUN_LOOP_SCIM_TOKEN", "t").args(["run", "--once"]);
+    let out = tokio::task::spawn_blocking(move || once.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(scim.users().len(), PEOPLE);
+    assert_eq!(
+        scim.log().method("POST").len(),
+        PEOPLE,
+        "one create per person"
+    );
 }
