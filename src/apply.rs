@@ -795,6 +795,7 @@ mod tests {
             invalid: vec![],
             conflicts: vec![],
             errors: vec![],
+            guard_blocked: false,
         };
         let picky = Picky {
             seen: StdMutex::new(vec![]),
@@ -901,6 +902,7 @@ mod tests {
             invalid: vec![],
             conflicts: vec![],
             errors: vec![],
+            guard_blocked: false,
         };
         let targets: HashMap<String, Box<dyn Target>> = HashMap::from([(
             "t".to_string(),

@@ -262,7 +262,16 @@ fn connectors_know_nothing_of_plans_or_state() {
     assert_forbids(
         "connectors",
         &[
-            "planner", "plan", "state", "engine", "apply", "audit", "session", "config", "render",
+            "planner",
+            "plan",
+            "state",
+            "engine",
+            "apply",
+            "audit",
+            "session",
+            "config",
+            "render",
+            "reconcile",
         ],
         "connectors read and write accounts; plans and state are the engine's business",
     );
@@ -280,6 +289,7 @@ fn the_http_layer_reads_no_config_and_knows_no_connector() {
             "state",
             "engine",
             "apply",
+            "reconcile",
         ],
         "the HTTP layer takes typed settings and serves every connector alike",
     );

@@ -20,6 +20,7 @@ pub mod http;
 pub mod model;
 pub mod plan;
 pub mod planner;
+pub mod reconcile;
 pub mod render;
 pub mod sensitive;
 pub mod session;

@@ -82,6 +82,10 @@ pub struct SyncPlan {
     /// claiming one account). A plan with any error exits 1 and cannot be applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// The mass-removal guard (limits.max_removals, or an empty source read) stopped this sync:
+    /// one of `errors` says why. The reconcile loop skips such a sync and notifies.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guard_blocked: bool,
 }
 
 /// Counts per action.

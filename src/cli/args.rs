@@ -84,6 +84,10 @@ pub(crate) enum Command {
     /// the source, changed in the target (out of band), both, missing, unmanaged.
     #[command(after_help = DRIFT_EXIT_CODES)]
     Drift(DriftArgs),
+    /// The reconcile loop: plan + apply every interval, with /healthz, /metrics and webhook
+    /// notifications.
+    #[command(after_help = RUN_EXIT_CODES)]
+    Run(RunArgs),
     /// Render a saved plan.
     Show(ShowArgs),
     /// Inspect and edit which accounts headcount manages.
@@ -206,6 +210,45 @@ pub(crate) struct ApplyArgs {
     /// Stream one JSON object per operation on stdout (and a final summary) instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+const RUN_EXIT_CODES: &str = "\
+Exit status:
+  0  stopped by SIGINT/SIGTERM (after the operations in flight), or with
+     --once a round that applied everything it planned
+  1  an error that stops the loop (bad config, --listen address taken), or
+     with --once a failed round, a sync stopped by the mass-removal guard,
+     or a round stopped by a signal before it applied everything";
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Time between rounds (e.g. 5m, 1h): the wait after a round that succeeded. After a
+    /// failed round the wait backs off exponentially from min(interval, 30s) up to
+    /// max(interval, 10m). At least 1s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval, required_unless_present = "once")]
+    pub(crate) interval: Option<std::time::Duration>,
+    /// Spread each wait over ±PCT% of itself, so that replicas started together do not call
+    /// the vendors at the same moment.
+    #[arg(long, value_name = "PCT", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub(crate) jitter: u8,
+    /// Serve GET /healthz and GET /metrics (Prometheus) on ADDR (e.g. 0.0.0.0:9090; port 0
+    /// picks a free one). The bound address is printed on stderr. No listener by default.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+    /// Run one round and exit: 0 when it succeeded, 1 otherwise (for a CronJob).
+    #[arg(long)]
+    pub(crate) once: bool,
+    /// Operations in flight at once per target (each target's rate limit still applies).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) parallelism: u16,
+}
+
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let d = headcount::config::parse_duration(text)?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err("the interval must be at least 1s".to_string());
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod args;
 mod drift_cmd;
 mod misc;
 mod plan_cmd;
+mod run_cmd;
 mod state_cmd;
 
 use std::io::IsTerminal;
@@ -64,6 +65,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Plan(a) => plan_cmd::plan(&cli, a, &ui).await,
         Command::Apply(a) => apply_cmd::apply(&cli, a, &ui).await,
         Command::Drift(a) => drift_cmd::drift(&cli, a, &ui).await,
+        Command::Run(a) => run_cmd::run(&cli, a, &ui).await,
         Command::Show(a) => plan_cmd::show(a, &ui),
         Command::State(c) => state_cmd::run(&cli, c, &ui).await,
         Command::Schema => {

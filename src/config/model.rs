@@ -33,6 +33,28 @@ pub struct Config {
     /// Which source feeds which target, with filters, identity keys and field mappings.
     #[serde(default)]
     pub syncs: Vec<SyncConfig>,
+    /// Where the reconcile loop (`headcount run`) reports a failed round, a sync stopped by the
+    /// mass-removal guard, or drift found: once per new condition, and again when it clears.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationsConfig>,
+}
+
+/// Notifications of the reconcile loop.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// A webhook that takes Slack-compatible JSON (`{"text": "..."}`): Slack incoming webhooks,
+    /// Mattermost, Rocket.Chat, Teams workflows and most chat tools.
+    pub webhook: WebhookConfig,
+}
+
+/// A Slack-compatible webhook.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The webhook URL, as a secret reference (`{ env: SLACK_WEBHOOK_URL }` or `{ file: PATH }`):
+    /// whoever knows a Slack webhook URL can post to the channel.
+    pub url: crate::model::SecretRef,
 }
 
 /// The state backend.

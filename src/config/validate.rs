@@ -73,6 +73,9 @@ pub fn check_secrets(cfg: &Config, base_dir: &Path) -> Vec<String> {
             check(format!("target `{name}`"), field, secret);
         }
     }
+    if let Some(n) = &cfg.notifications {
+        check("notifications".to_string(), "webhook.url", &n.webhook.url);
+    }
     problems
 }
 

@@ -144,6 +144,28 @@ impl ClientPool {
         Ok(client)
     }
 
+    /// The request counters of every client built so far, by client name, summed when two
+    /// clients share a name (the reconcile loop's `/metrics`; clients live as long as the pool,
+    /// so these only grow).
+    pub fn stats(&self) -> Vec<(String, crate::http::HttpStats)> {
+        let clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut by_name: std::collections::BTreeMap<String, crate::http::HttpStats> =
+            std::collections::BTreeMap::new();
+        for c in clients.values() {
+            let s = c.stats();
+            let e = by_name.entry(c.name().to_string()).or_default();
+            e.requests += s.requests;
+            e.retries += s.retries;
+            e.throttled += s.throttled;
+            e.waited_ms += s.waited_ms;
+            e.ambiguous += s.ambiguous;
+        }
+        by_name.into_iter().collect()
+    }
+
     /// How many distinct clients were built (tests).
     pub fn len(&self) -> usize {
         self.clients

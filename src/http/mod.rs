@@ -675,6 +675,11 @@ impl HttpClient {
         &self.inner.scrubber
     }
 
+    /// The name the client was built with (the connector's), for metrics labels.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
     /// The counters so far (shared by all clones).
     pub fn stats(&self) -> HttpStats {
         snapshot(&self.inner.counters)

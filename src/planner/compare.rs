@@ -189,6 +189,7 @@ mod tests {
             invalid: vec![],
             conflicts: vec![],
             errors: vec![],
+            guard_blocked: false,
         }
     }
 

@@ -128,6 +128,7 @@ pub fn plan_all(
                     invalid: Vec::new(),
                     conflicts: Vec::new(),
                     errors: Vec::new(),
+                    guard_blocked: false,
                 },
                 secrets: BTreeMap::new(),
                 unmanaged: BTreeMap::new(),

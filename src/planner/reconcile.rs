@@ -57,6 +57,7 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
         invalid: Vec::new(),
         conflicts: Vec::new(),
         errors: Vec::new(),
+        guard_blocked: false,
     };
     let mut secrets = BTreeMap::new();
 
@@ -117,6 +118,7 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
             spec.source,
             managed.len()
         ));
+        plan.guard_blocked = true;
         return PlannedSync {
             plan,
             secrets,
@@ -409,6 +411,7 @@ pub fn plan_sync(input: SyncInput<'_>) -> PlannedSync {
         plan.errors.push(format!(
             "{removals} deactivations/deletions exceed limits.max_removals ({how}): check the source and the `where` filter; if this is intended, re-run with --allow-mass-removal"
         ));
+        plan.guard_blocked = true;
     }
 
     plan.changes.sort_by(|a, b| {

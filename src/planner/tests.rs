@@ -564,6 +564,10 @@ fn mass_removal_guard() {
         p.plan.errors[0]
     );
     assert!(p.plan.errors[0].contains("--allow-mass-removal"));
+    assert!(
+        p.plan.guard_blocked,
+        "the reconcile loop skips and reports it"
+    );
 
     let allowed = plan_sync(SyncInput {
         spec: &spec(),
@@ -573,6 +577,7 @@ fn mass_removal_guard() {
         allow_mass_removal: true,
     });
     assert!(allowed.plan.errors.is_empty());
+    assert!(!allowed.plan.guard_blocked);
 
     let mut s = spec();
     s.max_removals = MaxRemovalsSpec::Count(3);
@@ -602,6 +607,7 @@ fn empty_source_never_means_everyone_left() {
     let p = run(&spec(), &[], &[live_person(0)], Some(&st));
     assert!(p.plan.changes.is_empty());
     assert!(p.plan.errors[0].contains("returned no records"));
+    assert!(p.plan.guard_blocked);
 
     let p = plan_sync(SyncInput {
         spec: &spec(),
@@ -632,6 +638,10 @@ fn failed_reads_plan_nothing() {
         });
         assert!(p.plan.changes.is_empty());
         assert_eq!(p.plan.errors.len(), 1);
+        assert!(
+            !p.plan.guard_blocked,
+            "a failed read is a failure, not the guard"
+        );
     }
 }
 

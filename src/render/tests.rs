@@ -51,6 +51,7 @@ fn sync(
         invalid: vec![],
         conflicts: vec![],
         errors: vec![],
+        guard_blocked: false,
     }
 }
 

@@ -57,6 +57,9 @@ pub struct PlannedApply {
     /// For a saved plan: changes the config produces now that the plan lacks, left for the
     /// next plan (never applied unseen).
     pub pending: Vec<Pending>,
+    /// Sources and targets whose read failed while planning, as (`source`|`target`, name),
+    /// for the reconcile loop's metrics (the plan's sync errors say why).
+    pub read_errors: Vec<(&'static str, String)>,
 }
 
 /// Whether a fresh plan can be applied.
@@ -143,7 +146,22 @@ impl<'e> Session<'e> {
         );
         let doc = self.engine.document(&planned, self.state.as_ref());
         observer.plan_ready(&doc);
+        let mut read_errors: Vec<(&'static str, String)> = snapshot
+            .records
+            .iter()
+            .filter(|(_, r)| r.is_err())
+            .map(|(n, _)| ("source", n.clone()))
+            .chain(
+                snapshot
+                    .live
+                    .iter()
+                    .filter(|(_, r)| r.is_err())
+                    .map(|(n, _)| ("target", n.clone())),
+            )
+            .collect();
+        read_errors.sort();
         Ok(PlannedApply {
+            read_errors,
             doc,
             live: snapshot.live_ok(),
             secrets: Engine::secrets(&planned),

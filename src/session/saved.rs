@@ -224,6 +224,7 @@ pub(super) async fn load(
         secrets,
         conns,
         pending,
+        read_errors: Vec::new(),
     })
 }
 

@@ -28,6 +28,7 @@ mod ldap_wire;
 mod mojo_helpdesk;
 mod request_tracker_cli;
 mod request_tracker_real;
+mod run_loop;
 mod s6_ldap_rt;
 mod scim_apply;
 mod scim_faults;
