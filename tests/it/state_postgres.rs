@@ -174,13 +174,13 @@ async fn a_write_whose_serial_moved_is_refused() {
         "UPDATE {table} SET serial = 5, document = jsonb_set(document, '{{serial}}', '5')"
     ));
     let before = state.clone();
-    let err = lock.commit(&mut state).await.err().expect("refused");
+    let err = lock.commit(&mut state).await.expect_err("refused");
     assert!(matches!(err, StateError::StateChanged { .. }), "{err}");
     assert_eq!(
         state, before,
         "the serial is not advanced by a refused write"
     );
-    let err = lock.begin_journal(&state).await.err().expect("refused");
+    let err = lock.begin_journal(&state).await.expect_err("refused");
     assert!(matches!(err, StateError::StateChanged { .. }), "{err}");
     lock.release().await.unwrap();
     assert_eq!(
@@ -190,7 +190,7 @@ async fn a_write_whose_serial_moved_is_refused() {
 
     // A document whose lineage disagrees with its row is damage, not a state.
     pg.psql(&format!("UPDATE {table} SET lineage = 'other'"));
-    let err = backend.load().await.err().expect("damaged");
+    let err = backend.load().await.expect_err("damaged");
     assert!(matches!(err, StateError::Corrupt { .. }), "{err}");
 }
 
@@ -207,12 +207,7 @@ async fn errors_never_show_the_password() {
         None,
         Some("x"),
     );
-    let err = backend
-        .load()
-        .await
-        .err()
-        .expect("no such role")
-        .to_string();
+    let err = backend.load().await.expect_err("no such role").to_string();
     assert!(!err.contains("hunter2-pw"), "{err}");
     assert!(
         err.contains("127.0.0.1") && err.contains("state.url"),
@@ -224,7 +219,7 @@ async fn errors_never_show_the_password() {
         None,
         None,
     );
-    let err = backend.load().await.err().expect("no url").to_string();
+    let err = backend.load().await.expect_err("no url").to_string();
     assert!(err.contains("HC_NOPE"), "{err}");
 }
 
