@@ -89,6 +89,7 @@ impl Engine {
         let loaded = config::load(path).map_err(|e| EngineError::Config(e.render(color)))?;
         let validated =
             config::validate(&loaded).map_err(|e| EngineError::Config(e.render(color)))?;
+        register_state_url(&loaded, &scrubber);
         Ok(Engine {
             state: state_backend(&loaded),
             audit_path: audit_path(&loaded),
@@ -600,6 +601,18 @@ pub fn state_backend(loaded: &LoadedConfig) -> Arc<dyn StateBackend> {
                 state.schema.as_deref(),
                 state.table.as_deref(),
             ))
+        }
+    }
+}
+
+/// Registers the PostgreSQL state URL and its password with the run's scrubber, so that no
+/// output or log line of the run can show them (the backend scrubs its own errors too).
+fn register_state_url(loaded: &LoadedConfig, scrubber: &Scrubber) {
+    if let Some(r) = &loaded.config.state.url
+        && let Ok(url) = r.resolve(&loaded.base_dir)
+    {
+        for secret in crate::state::postgres_url_secrets(&url) {
+            scrubber.register(&secret);
         }
     }
 }

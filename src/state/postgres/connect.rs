@@ -105,6 +105,11 @@ impl Target {
         })
     }
 
+    /// The URL and its password (decoded and as written), longest first.
+    pub(super) fn secrets(&self) -> &[String] {
+        &self.secrets
+    }
+
     /// Removes the URL and its password from `text`.
     pub(super) fn scrub(&self, text: &str) -> String {
         scrub_all(text, &self.secrets)

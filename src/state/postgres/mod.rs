@@ -24,6 +24,14 @@ use connect::Target;
 pub use schema::check_sql_identifier;
 use schema::{MigrateError, Tables};
 
+/// The secrets a state URL holds (the URL and its password, decoded and as written), for the
+/// run's scrubber. Empty when the URL does not parse (nothing then connects with it).
+pub fn url_secrets(url: &SecretString) -> Vec<String> {
+    Target::parse(url, "state")
+        .map(|t| t.secrets().to_vec())
+        .unwrap_or_else(|_| vec![secrecy::ExposeSecret::expose_secret(url).to_string()])
+}
+
 /// The row name of the one state a config manages.
 const STATE_NAME: &str = "default";
 
@@ -799,5 +807,75 @@ impl LockedState for PgLock {
             .map_err(s.err("release the state lock"))?;
         // Dropping the client ends the session, which would release the lock anyway.
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn journal(lineage: &str, base_serial: u64, ops: usize) -> Option<JournalRows> {
+        let op = StateOp::Remove {
+            sync: "s".into(),
+            target_id: "x".into(),
+        };
+        Some(JournalRows {
+            lineage: lineage.into(),
+            base_serial,
+            ops: vec![op; ops],
+        })
+    }
+
+    fn at(serial: u64) -> Option<State> {
+        let mut s = State::new("l".into());
+        s.serial = serial;
+        Some(s)
+    }
+
+    /// The journal rules of the local backend, on rows: replayed on top of its serial, ignored
+    /// when older, refused when newer, of another lineage or with no state under it.
+    #[test]
+    fn the_journal_folds_like_the_local_one() {
+        let p = std::path::Path::new("db");
+        let f = |s, j| fold(p, s, j);
+        assert_eq!(f(at(2), None).unwrap().journal, JournalStatus::Absent);
+        assert_eq!(
+            f(at(2), journal("l", 2, 3)).unwrap().journal,
+            JournalStatus::Replayed { ops: 3 }
+        );
+        assert_eq!(
+            f(at(2), journal("l", 1, 3)).unwrap().journal,
+            JournalStatus::AlreadyCommitted { base_serial: 1 }
+        );
+        assert_eq!(
+            f(at(2), journal("l", 2, 0)).unwrap().journal,
+            JournalStatus::Empty
+        );
+        assert!(matches!(
+            f(at(2), journal("l", 3, 1)),
+            Err(StateError::JournalAhead { .. })
+        ));
+        assert!(matches!(
+            f(at(2), journal("m", 2, 1)),
+            Err(StateError::JournalLineage { .. })
+        ));
+        assert!(matches!(
+            f(None, journal("l", 1, 1)),
+            Err(StateError::JournalWithoutState { .. })
+        ));
+        let first = f(None, journal("l", 0, 1)).unwrap();
+        assert_eq!(first.state.unwrap().lineage, "l");
+        assert_eq!(f(None, journal("l", 0, 0)).unwrap().state, None);
+    }
+
+    /// The run's scrubber learns the URL and its password in both spellings.
+    #[test]
+    fn url_secrets_hold_the_password_in_both_spellings() {
+        let s = url_secrets(&SecretString::from(
+            "postgres://u:p%40ss-word@h/db".to_string(),
+        ));
+        assert!(s.contains(&"p@ss-word".to_string()), "{s:?}");
+        assert!(s.contains(&"p%40ss-word".to_string()), "{s:?}");
     }
 }
