@@ -268,3 +268,40 @@ fn cli_apply_then_plan_is_a_no_op_with_backend_postgres() {
         .failure()
         .stderr(predicate::str::contains("HC_IT_STATE_URL"));
 }
+
+/// `sslmode` is honoured over TLS: with the server's CA (`sslrootcert`) `verify-full` and
+/// `require` connect and work; without it the certificate is refused (rustls always verifies),
+/// never silently accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_connections_verify_the_server_certificate() {
+    let Some(pg) = server() else { return };
+    let table = pg.table("tls");
+    let base = format!(
+        "postgres://headcount:tls-pw-1234@127.0.0.1:{}/postgres",
+        pg.port
+    );
+    let ca = pg.ca_file();
+    for mode in ["verify-full", "require"] {
+        let backend = pg.backend_at(format!("{base}?sslmode={mode}&sslrootcert={ca}"), &table);
+        let mut lock = backend
+            .lock("apply")
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let mut state = lock
+            .recover()
+            .await
+            .unwrap()
+            .unwrap_or_else(|| State::new("t".into()));
+        lock.commit(&mut state).await.unwrap();
+        lock.release().await.unwrap();
+    }
+    assert_eq!(pg.psql(&format!("SELECT serial FROM {table}")), "2");
+    let untrusted = pg.backend_at(format!("{base}?sslmode=require"), &table);
+    let err = untrusted
+        .load()
+        .await
+        .expect_err("an unknown CA is refused")
+        .to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert!(!err.contains("tls-pw-1234"), "{err}");
+}

@@ -27,6 +27,22 @@ impl Postgres {
         )
     }
 
+    /// The CA that signed the server's certificate (for 127.0.0.1).
+    pub fn ca_file(&self) -> String {
+        let dir =
+            std::env::var("HEADCOUNT_PG_DIR").unwrap_or_else(|_| "/tmp/headcount-it/pg".into());
+        format!("{dir}/tls/ca.pem")
+    }
+
+    /// A backend on `table` reached with `url`.
+    pub fn backend_at(&self, url: String, table: &str) -> PostgresBackend {
+        PostgresBackend::new(
+            Box::new(move || Ok(SecretString::from(url.clone()))),
+            None,
+            Some(table),
+        )
+    }
+
     /// A table name no other test (or earlier run) uses.
     pub fn table(&self, label: &str) -> String {
         static NEXT: AtomicU64 = AtomicU64::new(1);
