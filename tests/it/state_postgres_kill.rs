@@ -151,3 +151,102 @@ fn killed_apply_loses_nothing_and_frees_the_lock() -> Result<(), Box<dyn std::er
         .success();
     Ok(())
 }
+
+/// The `headcount` binary itself killed mid-apply with `backend: postgres`: its create's intent
+/// is in the journal rows, so the next applies find the account the server finished meanwhile
+/// (or refuse to create it again while it may still appear), never create it twice; the
+/// journal is folded into the table and the intent settled.
+#[test]
+fn a_binary_killed_mid_apply_resumes_from_the_journal_rows() {
+    use crate::support::{self, ConfigOptions, Person, Workspace};
+    use headcount::testkit::scim::ScimEmulator;
+
+    let Some(pg) = postgres::server() else { return };
+    let table = pg.table("binkill");
+    const HOLD: Duration = Duration::from_secs(2);
+    const RUN_LIMIT: Duration = Duration::from_secs(60);
+    let rt = support::runtime();
+    let emu = rt.block_on(ScimEmulator::start());
+    emu.set_allow_duplicates(true);
+    emu.set_create_delay(Some(HOLD));
+    let work = Workspace::new(
+        &emu.base_url(),
+        "t",
+        ConfigOptions {
+            removed: "keep",
+            timeout: "10s",
+            rate_limit: "2000/s",
+        },
+    );
+    // The URL from a file (a secret reference): the workspace's runs inherit no variable.
+    std::fs::write(work.path("state-url"), pg.url()).expect("url file");
+    let config = std::fs::read_to_string(work.path("headcount.yaml")).expect("config");
+    std::fs::write(
+        work.path("headcount.yaml"),
+        format!("{config}\nstate:\n  backend: postgres\n  url: {{ file: state-url }}\n  table: {table}\n"),
+    )
+    .expect("config");
+    work.write_people(&[Person::new("pgkill", "Kim", "Kill")]);
+
+    let mut child = work
+        .command(&["apply", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn apply");
+    let deadline = Instant::now() + RUN_LIMIT;
+    while emu.log().method("POST").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the create never reached the server"
+        );
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("apply ended ({status}) before its create was sent");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL apply");
+    child.wait().expect("wait");
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT count(*) FROM {table}_journal WHERE op::text LIKE '%intent%'"
+        )),
+        "1",
+        "the create's intent was journalled before it was sent"
+    );
+
+    let mut done = false;
+    for _ in 0..40 {
+        let out = work.run_with_limit(&["apply", "--auto-approve"], RUN_LIMIT);
+        if out.success() {
+            done = true;
+            break;
+        }
+        assert!(
+            out.both().contains("no known outcome") || out.both().contains("locked by"),
+            "a failed apply must be the refusal (or the dead run's lock, until the server drops it)\n{}",
+            out.both()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(done, "apply never succeeded after the kill");
+    std::thread::sleep(HOLD);
+    let count = emu
+        .users()
+        .iter()
+        .filter(|u| u["userName"] == "pgkill")
+        .count();
+    assert_eq!(count, 1, "pgkill exists exactly once");
+    let plan = work.run_with_limit(&["plan", "--detailed-exitcode"], RUN_LIMIT);
+    assert_eq!(plan.code, Some(0), "no changes left\n{}", plan.both());
+    let document = pg.psql(&format!("SELECT document::text FROM {table}"));
+    assert!(document.contains("pgkill"), "{document}");
+    assert!(
+        !document.contains("\"intents\""),
+        "intents settled\n{document}"
+    );
+    assert_eq!(
+        pg.psql(&format!("SELECT count(*) FROM {table}_journal")),
+        "0"
+    );
+}
