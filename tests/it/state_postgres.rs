@@ -305,3 +305,57 @@ async fn tls_connections_verify_the_server_certificate() {
     assert!(err.to_lowercase().contains("certificate"), "{err}");
     assert!(!err.contains("tls-pw-1234"), "{err}");
 }
+
+/// Two applies started at once on the same table: each either applies or is refused naming
+/// the other; never both writing. The state ends consistent: the next plan has nothing to do.
+#[test]
+fn two_concurrent_applies_never_both_write() {
+    let Some(pg) = server() else { return };
+    let table = pg.table("twoapply");
+    let w = Work::new("e2e");
+    let config = std::fs::read_to_string(w.path("headcount.yaml")).unwrap();
+    w.write(
+        "headcount.yaml",
+        &format!(
+            "{config}state:\n  backend: postgres\n  url: {{ env: HC_IT_STATE_URL }}\n  table: {table}\n"
+        ),
+    );
+    let spawn = || {
+        w.spawnable()
+            .env("HC_IT_STATE_URL", pg.url())
+            .args(["apply", "--auto-approve"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let mut applied = 0;
+    for out in &outs {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            applied += 1;
+        } else {
+            assert!(stderr.contains("is locked by"), "{stdout}\n{stderr}");
+        }
+    }
+    assert!(applied >= 1, "one of them applied");
+    let creates: usize = outs
+        .iter()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .matches("9 of 9 change(s) applied")
+                .count()
+        })
+        .sum();
+    assert_eq!(creates, 1, "the accounts were created by one apply only");
+    let exports = std::fs::read_dir(w.path("out")).unwrap().count();
+    assert_eq!(exports, 1, "one export written");
+    w.cmd()
+        .env("HC_IT_STATE_URL", pg.url())
+        .args(["plan", "--detailed-exitcode"])
+        .assert()
+        .code(0);
+}
