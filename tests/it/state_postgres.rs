@@ -113,6 +113,11 @@ async fn the_trait_protocol_on_postgres() {
     assert_eq!(pg.psql(&format!("SELECT count(*) FROM {table}_lock")), "0");
 
     let after = backend.forget("1").await.unwrap().unwrap();
+    assert_eq!(
+        pg.psql(&format!("SELECT count(*) FROM {table}_lock")),
+        "0",
+        "forget releases its lock and holder row"
+    );
     assert_eq!(after.serial, 3);
     let ids: Vec<_> = after.syncs["staff"].accounts.keys().cloned().collect();
     assert_eq!(ids, ["2", "3"]);

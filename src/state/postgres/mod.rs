@@ -540,6 +540,23 @@ impl StateBackend for PostgresBackend {
         }))
     }
 
+    /// The trait's forget, releasing the lock explicitly: a dropped lock is freed by the server
+    /// with its session, but its holder row would stay and the next run would warn about it.
+    async fn forget(&self, id: &str) -> Result<Option<State>, StateError> {
+        let mut lock = self.lock("state forget").await?;
+        let Some(mut state) = lock.recover().await? else {
+            lock.release().await?;
+            return Ok(None);
+        };
+        let op = state.forget_account(id)?;
+        state.apply_op(&op);
+        lock.commit(&mut state).await?;
+        if let Err(e) = lock.release().await {
+            tracing::warn!("{e}");
+        }
+        Ok(Some(state))
+    }
+
     async fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
         let session = self.open().await?;
         let key = self.tables.lock_key(STATE_NAME, "state");
