@@ -309,6 +309,19 @@ async fn tls_connections_verify_the_server_certificate() {
         .to_string();
     assert!(err.to_lowercase().contains("certificate"), "{err}");
     assert!(!err.contains("tls-pw-1234"), "{err}");
+    // `prefer` (the default) takes TLS when offered, and then verifies it too.
+    let preferred = pg.backend_at(base.clone(), &table);
+    let err = preferred
+        .load()
+        .await
+        .expect_err("prefer verifies too")
+        .to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    let preferred = pg.backend_at(format!("{base}?sslrootcert={ca}"), &table);
+    assert_eq!(
+        preferred.load().await.unwrap().state.map(|s| s.serial),
+        Some(2)
+    );
 }
 
 /// Two applies started at once on the same table: each either applies or is refused naming
