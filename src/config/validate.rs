@@ -73,6 +73,9 @@ pub fn check_secrets(cfg: &Config, base_dir: &Path) -> Vec<String> {
             check(format!("target `{name}`"), field, secret);
         }
     }
+    if let Some(url) = &cfg.state.url {
+        check("state".to_string(), "url", url);
+    }
     problems
 }
 

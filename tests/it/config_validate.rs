@@ -431,6 +431,13 @@ fn state_backend_postgres_is_checked() {
         cfg.state.url,
         Some(config::SecretRef::Env("HC_STATE_URL".into()))
     );
+    let missing =
+        format!("{BASE}state:\n  backend: postgres\n  url: {{ file: no-such-state-url }}\n");
+    let problems = config::check_secrets(&loaded(&missing).config, Path::new("/nonexistent"));
+    assert!(
+        problems.iter().any(|p| p.starts_with("state: `url`")),
+        "validate --online names a missing state URL: {problems:?}"
+    );
 
     let errs = errors(&format!("{BASE}state:\n  backend: postgres\n"));
     find(&errs, "needs `url`");

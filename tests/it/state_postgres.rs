@@ -151,10 +151,12 @@ async fn unlock_ends_the_holders_session() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(
-        held.append(&upsert("2")).await.is_err(),
-        "the holder's session is gone: its next write fails"
-    );
+    let err = held
+        .append(&upsert("2"))
+        .await
+        .expect_err("the holder's session is gone: its next write fails")
+        .to_string();
+    assert!(err.contains("session was ended"), "{err}");
     let mut lock = lock_when_free(&backend).await;
     let state = lock.recover().await.unwrap().unwrap();
     assert_eq!(state.serial, 1, "what the holder journalled is kept");

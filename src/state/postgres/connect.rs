@@ -199,6 +199,17 @@ where
 
 /// The driver's message with its cause (the server's own message for a database error).
 pub(super) fn error_text(e: &tokio_postgres::Error) -> String {
+    // 57P01: the session was terminated (`headcount state unlock` from another run, or an admin).
+    let terminated = e
+        .as_db_error()
+        .is_some_and(|db| db.code().code() == "57P01");
+    if e.is_closed() || terminated {
+        return format!(
+            "{e}: the database session was ended (by `headcount state unlock`, an administrator \
+             or a server restart), and the state lock with it; nothing more was written, and \
+             what was journalled before is folded in by the next apply"
+        );
+    }
     if let Some(db) = e.as_db_error() {
         return format!("{} ({})", db.message(), db.code().code());
     }
