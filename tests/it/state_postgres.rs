@@ -379,3 +379,48 @@ fn two_concurrent_applies_never_both_write() {
         .assert()
         .code(0);
 }
+
+/// `headcount state unlock` on a PostgreSQL state held by another run: the CLI says it ended
+/// that run's session, naming it, and the lock is free afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_state_unlock_ends_the_holders_session() {
+    let Some(pg) = server() else { return };
+    let table = pg.table("cliunlock");
+    let backend = pg.backend(&table);
+    let held = backend.lock("apply").await.unwrap();
+    let holder = held.info().holder.clone();
+    let w = Work::new("e2e");
+    let config = std::fs::read_to_string(w.path("headcount.yaml")).unwrap();
+    w.write(
+        "headcount.yaml",
+        &format!(
+            "{config}state:\n  backend: postgres\n  url: {{ env: HC_IT_STATE_URL }}\n  table: {table}\n"
+        ),
+    );
+    let url = pg.url();
+    let out = tokio::task::spawn_blocking(move || {
+        let out = w
+            .cmd()
+            .env("HC_IT_STATE_URL", url)
+            .args(["state", "unlock"])
+            .write_stdin("")
+            .output()
+            .unwrap();
+        (out, w)
+    })
+    .await
+    .unwrap()
+    .0;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Ended the PostgreSQL session") && stdout.contains(&holder),
+        "{stdout}"
+    );
+    drop(held);
+    lock_when_free(&backend).await.release().await.unwrap();
+}
