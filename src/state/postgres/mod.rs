@@ -387,8 +387,12 @@ fn committed_matches(
         None if expected.serial == 0 => return Ok(false),
         None => "no state".to_string(),
         Some(r) => {
-            let lineage: String = r.try_get(0).unwrap_or_default();
-            let serial: i64 = r.try_get(1).unwrap_or(-1);
+            let unreadable = |e: tokio_postgres::Error| StateError::Corrupt {
+                path: PathBuf::from(location),
+                detail: format!("its lineage or serial cannot be read ({e})"),
+            };
+            let lineage: String = r.try_get(0).map_err(unreadable)?;
+            let serial: i64 = r.try_get(1).map_err(unreadable)?;
             if lineage == expected.lineage && i64::try_from(expected.serial).ok() == Some(serial) {
                 return Ok(true);
             }
