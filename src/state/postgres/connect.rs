@@ -291,4 +291,14 @@ mod tests {
             SslMode::Prefer
         );
     }
+
+    /// The run's scrubber learns the URL and its password in both spellings.
+    #[test]
+    fn url_secrets_hold_the_password_in_both_spellings() {
+        let s = super::super::url_secrets(&SecretString::from(
+            "postgres://u:p%40ss-word@h/db".to_string(),
+        ));
+        assert!(s.contains(&"p@ss-word".to_string()), "{s:?}");
+        assert!(s.contains(&"p%40ss-word".to_string()), "{s:?}");
+    }
 }
