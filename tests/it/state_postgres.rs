@@ -424,3 +424,56 @@ async fn cli_state_unlock_ends_the_holders_session() {
     drop(held);
     lock_when_free(&backend).await.release().await.unwrap();
 }
+
+/// The tables are created on first lock in the configured schema (created if missing), at the
+/// current schema version; a database migrated by a newer headcount is refused, not misread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_are_versioned_and_a_newer_schema_is_refused() {
+    let Some(pg) = server() else { return };
+    let schema = pg.table("schema");
+    let url = pg.url();
+    let backend = headcount::state::PostgresBackend::new(
+        Box::new(move || Ok(SecretString::from(url.clone()))),
+        Some(&schema),
+        Some("st"),
+    );
+    assert!(backend.location().contains(&format!("{schema}.st")));
+    backend
+        .lock("apply")
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = '{schema}'"
+        )),
+        "st,st_journal,st_lock,st_migrations"
+    );
+    // A second lock migrates nothing again.
+    backend
+        .lock("apply")
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+    assert_eq!(
+        pg.psql(&format!("SELECT count(*) FROM {schema}.st_migrations")),
+        "1"
+    );
+
+    pg.psql(&format!(
+        "INSERT INTO {schema}.st_migrations (version) VALUES (99)"
+    ));
+    for err in [
+        backend.load().await.expect_err("newer"),
+        backend.lock("apply").await.err().expect("newer"),
+    ] {
+        assert!(
+            matches!(err, StateError::DatabaseNewer { found: 99, .. }),
+            "{err}"
+        );
+    }
+}
