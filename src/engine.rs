@@ -90,6 +90,7 @@ impl Engine {
         let loaded = config::load(path).map_err(|e| EngineError::Config(e.render(color)))?;
         let validated =
             config::validate(&loaded).map_err(|e| EngineError::Config(e.render(color)))?;
+        register_state_url(&loaded, &scrubber);
         Ok(Engine {
             state: state_backend(&loaded),
             audit_path: audit_path(&loaded),
@@ -650,9 +651,39 @@ pub fn identity_matches(
 /// The state backend the config names (the local file backend, for now). Used without
 /// validating the syncs too, so `state` commands work while the config is mid-edit.
 pub fn state_backend(loaded: &LoadedConfig) -> Arc<dyn StateBackend> {
-    Arc::new(LocalBackend::new(StateStore::new(
-        loaded.base_dir.join(&loaded.config.state.path),
-    )))
+    let state = &loaded.config.state;
+    match state.backend {
+        config::StateBackendKind::Local => Arc::new(LocalBackend::new(StateStore::new(
+            loaded.base_dir.join(&state.path),
+        ))),
+        config::StateBackendKind::Postgres => {
+            // Resolved when first connecting, so that `state` commands report a missing
+            // variable where it matters, and the URL (with its password) is held no longer.
+            let url = state.url.clone();
+            let base_dir = loaded.base_dir.clone();
+            let source: crate::state::UrlSource = Box::new(move || match &url {
+                Some(r) => r.resolve(&base_dir).map_err(|e| e.to_string()),
+                None => Err("`backend: postgres` needs `url: { env: VARIABLE }`".to_string()),
+            });
+            Arc::new(crate::state::PostgresBackend::new(
+                source,
+                state.schema.as_deref(),
+                state.table.as_deref(),
+            ))
+        }
+    }
+}
+
+/// Registers the PostgreSQL state URL and its password with the run's scrubber, so that no
+/// output or log line of the run can show them (the backend scrubs its own errors too).
+fn register_state_url(loaded: &LoadedConfig, scrubber: &Scrubber) {
+    if let Some(r) = &loaded.config.state.url
+        && let Ok(url) = r.resolve(&loaded.base_dir)
+    {
+        for secret in crate::state::postgres_url_secrets(&url) {
+            scrubber.register(&secret);
+        }
+    }
 }
 
 /// The audit log's path: `audit.path`, relative to the config file.

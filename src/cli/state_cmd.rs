@@ -82,6 +82,10 @@ pub(crate) async fn run(cli: &Cli, cmd: &StateCommand, ui: &Ui) -> anyhow::Resul
                     "Removed the lock of {} on this host; whether that process still runs cannot be told here.",
                     said(&info)
                 ),
+                Unlocked::SessionEnded { info, backend_pid } => outln!(
+                    "Ended the PostgreSQL session {backend_pid} holding the state lock ({}), and with it the lock: that run stops at its next state write; the journal keeps what it did.",
+                    said(&info)
+                ),
                 Unlocked::Unreadable { detail } => outln!(
                     "Removed a lock file that could not be read ({detail}): who held it is unknown."
                 ),

@@ -65,12 +65,42 @@ pub struct StateConfig {
     /// to it.
     #[serde(default = "default_state_path")]
     pub path: String,
+    /// Where the state lives: `local` (the file at `path`) or `postgres` (a row in a
+    /// PostgreSQL table, for CI runners that share no disk; the lock is an advisory lock).
+    #[serde(default)]
+    pub backend: StateBackendKind,
+    /// `postgres` only: the connection URL (`postgres://user:password@host/db?sslmode=require`),
+    /// as a secret reference because it holds the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<crate::model::SecretRef>,
+    /// `postgres` only: the schema holding the state tables (default `public`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// `postgres` only: the state table's name (default `headcount_state`); the journal, lock
+    /// holder and migration tables are named after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+}
+
+/// The kinds of state backend.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StateBackendKind {
+    /// `state.json` with its lock and journal beside it.
+    #[default]
+    Local,
+    /// A PostgreSQL database (`url`, `schema`, `table`).
+    Postgres,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             path: default_state_path(),
+            backend: StateBackendKind::Local,
+            url: None,
+            schema: None,
+            table: None,
         }
     }
 }

@@ -76,6 +76,9 @@ pub fn check_secrets(cfg: &Config, base_dir: &Path) -> Vec<String> {
     if let Some(n) = &cfg.notifications {
         check("notifications".to_string(), "webhook.url", &n.webhook.url);
     }
+    if let Some(url) = &cfg.state.url {
+        check("state".to_string(), "url", url);
+    }
     problems
 }
 
@@ -244,6 +247,7 @@ impl Cx {
                 Some("omit it for the default `.headcount/state.json`, or give a file path".into()),
             );
         }
+        self.check_state_backend(cfg);
         if cfg.audit.path.trim().is_empty() {
             let node = self.at(&[key("audit"), key("path")]);
             self.error(
@@ -253,6 +257,56 @@ impl Cx {
                     "omit it for the default `.headcount/audit.jsonl`, or give a file path".into(),
                 ),
             );
+        }
+    }
+
+    /// `backend: postgres` needs `url`; `url`/`schema`/`table` mean nothing to a local state;
+    /// schema and table names are plain SQL identifiers (they are put into SQL statements).
+    fn check_state_backend(&mut self, cfg: &Config) {
+        use super::model::StateBackendKind;
+        let state = &cfg.state;
+        match state.backend {
+            StateBackendKind::Postgres => {
+                if state.url.is_none() {
+                    let node = self.at(&[key("state"), key("backend")]);
+                    self.error(
+                        node,
+                        "`backend: postgres` in `state` needs `url`".to_string(),
+                        Some("add `url: { env: HEADCOUNT_STATE_URL }` naming the variable that holds the connection URL (postgres://user:password@host/db)".into()),
+                    );
+                }
+            }
+            StateBackendKind::Local => {
+                for (name, set) in [
+                    ("url", state.url.is_some()),
+                    ("schema", state.schema.is_some()),
+                    ("table", state.table.is_some()),
+                ] {
+                    if set {
+                        let node = self.at(&[key("state"), key(name)]);
+                        self.error(
+                            node,
+                            format!("`{name}` in `state` only applies to `backend: postgres`"),
+                            Some("add `backend: postgres`, or remove it to keep the state in a local file".into()),
+                        );
+                    }
+                }
+            }
+        }
+        for (name, value) in [("schema", &state.schema), ("table", &state.table)] {
+            if let Some(v) = value
+                && let Err(why) = crate::state::check_sql_identifier(v)
+            {
+                let node = self.at(&[key("state"), key(name)]);
+                self.error(
+                    node,
+                    format!("`{name}` in `state` is not a usable name: {why}"),
+                    Some(
+                        "use lower-case letters, digits and `_`, starting with a letter or `_`"
+                            .into(),
+                    ),
+                );
+            }
         }
     }
 

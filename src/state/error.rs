@@ -185,6 +185,44 @@ pub enum StateError {
     )]
     NoJournal { location: String },
 
+    #[error(
+        "could not {action} in the PostgreSQL state {location}: {detail}; check that the server \
+         is reachable, that `state.url` is right (user, password, database, sslmode) and that its \
+         user may create and write tables in the schema, then run the command again"
+    )]
+    Database {
+        location: String,
+        action: &'static str,
+        /// Already scrubbed of the URL's password.
+        detail: String,
+    },
+
+    #[error(
+        "the PostgreSQL state {location} is locked by {}; the lock is a PostgreSQL advisory \
+         lock held by that run's database session (server pid {backend_pid}): it goes when that \
+         run ends, however it ends. Wait for it, or if that run hangs, run `headcount state \
+         unlock`, which ends its session",
+        info.as_deref().map(ToString::to_string).unwrap_or_else(|| "a session that did not say who it is (its holder row is missing)".to_string())
+    )]
+    DatabaseLocked {
+        location: String,
+        info: Option<Box<LockInfo>>,
+        backend_pid: i32,
+    },
+
+    #[error(
+        "the PostgreSQL state {location} is at schema version {found}, but this headcount knows \
+         versions up to {supported}; a newer headcount wrote it: use that release (or a newer one)"
+    )]
+    DatabaseNewer {
+        location: String,
+        found: i32,
+        supported: i32,
+    },
+
+    #[error("the PostgreSQL state {location} is misconfigured: {detail}")]
+    DatabaseConfig { location: String, detail: String },
+
     #[error("{}", not_found_message(id, suggestion.as_deref()))]
     AccountNotFound {
         id: String,

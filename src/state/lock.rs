@@ -288,6 +288,9 @@ pub enum Unlocked {
     Undetermined(LockInfo),
     /// A lock file whose contents could not be read: whoever held it is unknown.
     Unreadable { detail: String },
+    /// A PostgreSQL advisory lock, which lives as long as its holder's database session: that
+    /// session (server pid `backend_pid`) was ended, and with it the lock.
+    SessionEnded { info: LockInfo, backend_pid: i32 },
 }
 
 /// Removes the lock whoever holds it (`headcount state unlock`) and says what it was.

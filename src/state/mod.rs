@@ -8,6 +8,7 @@ mod journal;
 mod local;
 mod lock;
 mod model;
+mod postgres;
 mod store;
 
 pub use backend::{LockedState, StateBackend};
@@ -17,4 +18,7 @@ pub use journal::{Journal, JournalHeader};
 pub use local::LocalBackend;
 pub use lock::{Liveness, LockGuard, LockInfo, Unlocked};
 pub use model::*;
+pub use postgres::{
+    PostgresBackend, UrlSource, check_sql_identifier, url_secrets as postgres_url_secrets,
+};
 pub use store::{JournalStatus, Loaded, StateStore};

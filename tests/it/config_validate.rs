@@ -415,3 +415,46 @@ fn check_secrets_names_what_is_missing_and_never_values() {
     assert!(problems[0].contains("missing.key"), "{problems:?}");
     assert!(problems.iter().all(|p| !p.contains("top-secret-value")));
 }
+
+/// `state.backend: postgres` needs a `url` secret reference (never a literal: it holds the
+/// password); `url`/`schema`/`table` mean nothing to a local state; names are plain identifiers.
+#[test]
+fn state_backend_postgres_is_checked() {
+    let ok = format!(
+        "{BASE}state:\n  backend: postgres\n  url: {{ env: HC_STATE_URL }}\n  schema: ops\n  table: hc_state\n"
+    );
+    let v = validate(&ok).unwrap_or_else(|e| panic!("{}", e.render(false)));
+    assert!(v.syncs.len() == 1);
+    let cfg = loaded(&ok).config;
+    assert_eq!(cfg.state.backend, config::StateBackendKind::Postgres);
+    assert_eq!(
+        cfg.state.url,
+        Some(config::SecretRef::Env("HC_STATE_URL".into()))
+    );
+    let missing =
+        format!("{BASE}state:\n  backend: postgres\n  url: {{ file: no-such-state-url }}\n");
+    let problems = config::check_secrets(&loaded(&missing).config, Path::new("/nonexistent"));
+    assert!(
+        problems.iter().any(|p| p.starts_with("state: `url`")),
+        "validate --online names a missing state URL: {problems:?}"
+    );
+
+    let errs = errors(&format!("{BASE}state:\n  backend: postgres\n"));
+    find(&errs, "needs `url`");
+    let errs = errors(&format!("{BASE}state:\n  url: {{ env: X }}\n  table: t\n"));
+    find(
+        &errs,
+        "`url` in `state` only applies to `backend: postgres`",
+    );
+    find(&errs, "`table` in `state` only applies");
+    let errs = errors(&format!(
+        "{BASE}state:\n  backend: postgres\n  url: {{ env: X }}\n  table: \"x; drop table y\"\n"
+    ));
+    find(&errs, "`table` in `state` is not a usable name");
+
+    let literal = format!("{BASE}state:\n  backend: postgres\n  url: postgres://u:pw1234@h/db\n");
+    let e = config::parse(&literal, Path::new("headcount.yaml"))
+        .expect_err("a literal URL is refused")
+        .render(false);
+    assert!(e.contains("literal secret") && !e.contains("pw1234"), "{e}");
+}

@@ -35,6 +35,8 @@ mod scim_faults;
 mod scim_real;
 mod scrub;
 mod state_kill;
+mod state_postgres;
+mod state_postgres_kill;
 mod support;
 mod terminal;
 mod zendesk;

@@ -4,6 +4,7 @@
 //! Everything here talks only to 127.0.0.1, and every wait is a poll with a deadline.
 
 pub mod fault_proxy;
+pub mod postgres;
 pub mod rt_server;
 pub mod scim_server;
 pub mod slapd;
