@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# The real servers the integration tests talk to (OpenLDAP slapd, Request Tracker 5) are
-# installed from Debian and started on loopback while the lints run; the tests need them only
+# The real servers the integration tests talk to (OpenLDAP slapd, Request Tracker 5,
+# PostgreSQL for the shared state backend) are installed from Debian and started on loopback
+# while the lints run; the tests need them only
 # later. Their output goes to a log shown if they fail.
 SERVERS_LOG=$(mktemp -t headcount-servers.XXXXXX)
 (
@@ -17,6 +18,8 @@ SERVERS_LOG=$(mktemp -t headcount-servers.XXXXXX)
   ./scripts/start-slapd.sh start
   echo "==> Request Tracker 5 (scripts/start-rt.sh)"
   ./scripts/start-rt.sh start
+  echo "==> PostgreSQL (scripts/start-postgres.sh)"
+  ./scripts/start-postgres.sh start
 ) >"$SERVERS_LOG" 2>&1 &
 SERVERS_PID=$!
 
@@ -52,10 +55,10 @@ cargo deny --log-level error check licenses bans sources
 step "scim2-server venv for the SCIM integration tests"
 ./scripts/start-scim.sh
 
-step "OpenLDAP slapd and Request Tracker 5 for the LDAP and RT integration tests"
+step "OpenLDAP slapd, Request Tracker 5 and PostgreSQL for the integration tests"
 if ! wait "$SERVERS_PID"; then
   cat "$SERVERS_LOG"
-  echo "error: could not install or start slapd / Request Tracker (log above)" >&2
+  echo "error: could not install or start slapd / Request Tracker / PostgreSQL (log above)" >&2
   exit 1
 fi
 tail -n 4 "$SERVERS_LOG"
