@@ -251,7 +251,8 @@ fn emit_json(value: &serde_json::Value) -> std::io::Result<()> {
 }
 
 /// Sets `cancel` on the first SIGINT or SIGTERM, so that no new operation starts; those in
-/// flight finish and the state is saved. A second signal is left to the default handling.
+/// flight finish and the state is saved. The handler stays installed, so later signals do not
+/// cut that short (SIGKILL does; the journal and create intents make even that safe).
 async fn watch_signals(cancel: Arc<AtomicBool>, quiet: bool) {
     #[cfg(unix)]
     {
