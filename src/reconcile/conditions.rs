@@ -45,11 +45,22 @@ impl Tracker {
     /// Conditions raised here count as announced; call [`Tracker::not_sent`] for those whose
     /// message did not go out.
     pub fn observe(&mut self, now: &BTreeMap<Condition, String>) -> Vec<Notice> {
+        self.observe_with(now, &|_| false)
+    }
+
+    /// [`Tracker::observe`] for a round that could not tell whether some conditions still hold
+    /// (`undetermined`: a guard on a sync the round could not plan): those stay announced,
+    /// neither resolved nor raised again.
+    pub fn observe_with(
+        &mut self,
+        now: &BTreeMap<Condition, String>,
+        undetermined: &dyn Fn(&Condition) -> bool,
+    ) -> Vec<Notice> {
         let mut notices = Vec::new();
         let gone: Vec<Condition> = self
             .announced
             .keys()
-            .filter(|c| !now.contains_key(*c))
+            .filter(|c| !now.contains_key(*c) && !undetermined(c))
             .cloned()
             .collect();
         for c in gone {
@@ -119,6 +130,13 @@ mod tests {
     fn guards_are_tracked_per_sync() {
         let mut t = Tracker::default();
         assert_eq!(t.observe(&round(&[guard("a")])).len(), 1);
+        // A round that could not plan `a` cannot say the guard was lifted: nothing is sent,
+        // and the guard stays announced.
+        assert!(
+            t.observe_with(&round(&[]), &|c| *c == guard("a"))
+                .is_empty()
+        );
+        assert!(t.observe(&round(&[guard("a")])).is_empty());
         let n = t.observe(&round(&[guard("a"), guard("b")]));
         assert_eq!(n, [Notice::Raised(guard("b"), format!("{:?}", guard("b")))]);
         let n = t.observe(&round(&[guard("b")]));

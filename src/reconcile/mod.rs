@@ -97,7 +97,14 @@ pub async fn run(
         let report = round(engine, options.parallelism, &stop.cancel, observer).await;
         metrics.record(&report, engine.clients.stats());
         if let Some(n) = notifier {
-            for notice in tracker.observe(&notify::conditions(&report)) {
+            // A guard is "resolved" only by a round that planned its sync cleanly.
+            let undetermined = |c: &Condition| match c {
+                Condition::GuardBlocked { sync } => {
+                    report.error.is_some() || report.failed_syncs.iter().any(|(s, _)| s == sync)
+                }
+                _ => false,
+            };
+            for notice in tracker.observe_with(&notify::conditions(&report), &undetermined) {
                 if let Err(e) = n.send(&notify::message(&notice, &config)).await {
                     tracker.not_sent(&notice);
                     metrics.notification_failed();

@@ -99,3 +99,25 @@ fn a_complete_ldap_source_validates_and_warns_about_starttls_on_ldaps() {
         v.warnings
     );
 }
+
+/// A simple bind over plain ldap:// to another host sends the password in clear text: said
+/// at validate time; StartTLS, ldaps:// and loopback are quiet.
+#[test]
+fn a_clear_text_bind_to_another_host_is_warned_about() {
+    let with = |url: &str, starttls: bool| {
+        let text = config(&format!(
+            "    url: {url}
+    starttls: {starttls}
+    bind_dn: cn=x,dc=example,dc=com
+    bind_password: {{ env: LDAP_BIND_PASSWORD }}
+    base_dn: ou=people,dc=example,dc=com
+"
+        ));
+        let v = validate(&text).unwrap_or_else(|e| panic!("{}", e.render(false)));
+        v.warnings.iter().any(|w| w.contains("clear text"))
+    };
+    assert!(with("ldap://ldap.example.com", false));
+    assert!(!with("ldap://ldap.example.com", true));
+    assert!(!with("ldaps://ldap.example.com", false));
+    assert!(!with("ldap://127.0.0.1:18389", false));
+}

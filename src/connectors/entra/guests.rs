@@ -153,7 +153,14 @@ impl EntraGuestsTarget {
         // Graph answers an invitation of someone who is already a guest with that guest, so
         // inviting would silently take over an account made after the plan (the plan would
         // have shown it as an adoption, for review). Asked first; found, the create fails.
-        if let Some(existing) = self.find_by_email(&email).await? {
+        // Nothing is sent when the question cannot be answered; the refusal says so (and
+        // settles the create's intent: no guest was invited by this create).
+        let existing = self.find_by_email(&email).await.map_err(|e| {
+            ConnectorError::rejected(format!(
+                "not invited: looking {email} up among the guests first failed ({e}); nothing was sent"
+            ))
+        })?;
+        if let Some(existing) = existing {
             return Err(ConnectorError::rejected(format!(
                 "{email} is already a guest in the tenant (id {existing}), invited after the plan was made. It is not taken over silently; run plan again, which shows it as an adoption to review"
             )));
@@ -213,11 +220,20 @@ impl EntraGuestsTarget {
             }));
         };
         if !active {
+            // The guest exists now: whatever happens to the disable, this create must not be
+            // reported as never made. Unknown outcome keeps its intent, and the next run finds
+            // the guest by email and plans the deactivation.
             self.patch(
                 &id,
                 Map::from_iter([("accountEnabled".to_string(), json!(false))]),
             )
-            .await?;
+            .await
+            .map_err(|e| ConnectorError::Ambiguous {
+                what: format!("inviting {email} (created inactive)"),
+                cause: format!(
+                    "the guest {id} was invited, but disabling it failed: {e}; the next plan deactivates it"
+                ),
+            })?;
         }
         Ok(id)
     }

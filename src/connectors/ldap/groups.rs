@@ -148,10 +148,27 @@ impl Groups {
         Ok(Groups { mode, groups })
     }
 
-    /// The configured groups (as written) `entry` is a member of.
-    pub(super) fn of(&self, entry: &SearchEntry) -> Value {
+    /// The configured groups (as written) `entry` is a member of. Active Directory hands the
+    /// `memberOf` of a user in very many groups out in ranges (`memberOf;range=0-1499`), which
+    /// is not followed: an error, never a partial (or empty) membership that would remove
+    /// access.
+    pub(super) fn of(&self, entry: &SearchEntry) -> Result<Value, ConnectorError> {
         let names: Vec<Value> = match self.mode {
             GroupMembership::MemberOf => {
+                if entry
+                    .attrs
+                    .keys()
+                    .any(|k| k.to_ascii_lowercase().starts_with("memberof;range="))
+                {
+                    return Err(ConnectorError::Rejected {
+                        status: None,
+                        vendor: None,
+                        message: format!(
+                            "`{}` is in too many groups for the server to list its `memberOf` at once (ranged retrieval); use `group_membership: member` for these groups",
+                            entry.dn
+                        ),
+                    });
+                }
                 let member_of: HashSet<String> = entry
                     .attrs
                     .iter()
@@ -173,7 +190,7 @@ impl Groups {
                     .collect()
             }
         };
-        Value::Array(names)
+        Ok(Value::Array(names))
     }
 
     /// One warning per group listing members that are not among the entries read: a DN that
@@ -269,5 +286,42 @@ mod tests {
         };
         let err = members(&entry, Some("member")).unwrap_err().to_string();
         assert!(err.contains("member_of"), "{err}");
+    }
+
+    /// A user whose `memberOf` comes in ranges is an error, never "in no group" (which would
+    /// remove their access).
+    #[test]
+    fn a_ranged_member_of_is_refused_not_read_as_no_groups() {
+        let groups = Groups {
+            mode: GroupMembership::MemberOf,
+            groups: vec![Group {
+                name: "staff".to_string(),
+                dn: "cn=staff,dc=x".to_string(),
+                members: HashSet::new(),
+            }],
+        };
+        let entry = SearchEntry {
+            dn: "uid=busy,dc=x".to_string(),
+            attrs: [(
+                "memberOf;range=0-1499".to_string(),
+                vec!["cn=staff,dc=x".to_string()],
+            )]
+            .into_iter()
+            .collect(),
+            bin_attrs: Default::default(),
+        };
+        let err = groups.of(&entry).unwrap_err().to_string();
+        assert!(
+            err.contains("uid=busy") && err.contains("memberOf"),
+            "{err}"
+        );
+        let plain = SearchEntry {
+            dn: "uid=a,dc=x".to_string(),
+            attrs: [("memberOf".to_string(), vec!["CN=Staff, DC=x".to_string()])]
+                .into_iter()
+                .collect(),
+            bin_attrs: Default::default(),
+        };
+        assert_eq!(groups.of(&plain).unwrap(), serde_json::json!(["staff"]));
     }
 }

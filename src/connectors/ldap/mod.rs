@@ -155,6 +155,20 @@ impl SourceSpec for LdapConfig {
             );
             c.warn_at_key(&[PathSeg::Key("starttls")], msg);
         }
+        let loopback = url::Url::parse(url).is_ok_and(|u| {
+            matches!(
+                u.host_str(),
+                Some("localhost" | "127.0.0.1" | "[::1]" | "::1")
+            )
+        });
+        if url.starts_with("ldap://") && !self.starttls && self.bind_password.is_some() && !loopback
+        {
+            let msg = format!(
+                "{}: the bind password goes to the server in clear text (ldap:// without `starttls: true`); use ldaps:// or set `starttls: true`",
+                c.owner()
+            );
+            c.warn_at_key(&[PathSeg::Key("url")], msg);
+        }
         if self.bind_dn.is_some() != self.bind_password.is_some() {
             let (key, msg) = if self.bind_dn.is_some() {
                 ("bind_dn", "`bind_dn` needs `bind_password`")

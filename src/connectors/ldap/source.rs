@@ -132,7 +132,7 @@ impl LdapSource {
         let mut records = Vec::with_capacity(entries.len());
         for entry in &entries {
             let mut data = self.shape.record(entry, &mut notes);
-            data.insert("groups".to_string(), groups.of(entry));
+            data.insert("groups".to_string(), groups.of(entry)?);
             read.insert(normalise_dn(&entry.dn));
             records.push(SourceRecord {
                 label: entry.dn.clone(),

@@ -126,6 +126,38 @@ impl RequestTrackerTarget {
         Ok(found)
     }
 
+    /// After a create of unknown outcome: the user this create made, i.e. one holding every key
+    /// it sent. A user holding only some of them (an old `jdoe` while a new jdoe@ was created)
+    /// is someone else's and is never taken: the outcome stays unknown and the create's intent
+    /// is resolved by the next run, which matches by the sync's own identity.
+    async fn find_own(
+        &self,
+        keys: &[(&str, &str)],
+        who: &str,
+        what: &str,
+    ) -> Result<Option<String>, ConnectorError> {
+        let found = self
+            .lookup(keys)
+            .await
+            .map_err(|e| ConnectorError::Ambiguous {
+                what: format!("{what} ({who})"),
+                cause: format!("looking the user up failed: {e}; run plan again before retrying"),
+            })?;
+        if let Some(acc) = found.iter().find(|a| holds_all(a, keys)) {
+            return Ok(Some(acc.id.clone()));
+        }
+        match found.first() {
+            Some(other) => Err(ConnectorError::Ambiguous {
+                what: format!("{what} ({who})"),
+                cause: format!(
+                    "RT user {} holds part of this identity but not all of it: it is not taken as the new user; the next run looks the create up again",
+                    other.id
+                ),
+            }),
+            None => Ok(None),
+        }
+    }
+
     async fn create(&self, fields: &BTreeMap<String, Value>, active: bool) -> OpResult {
         let key = |name: &str| {
             fields
@@ -171,8 +203,8 @@ impl RequestTrackerTarget {
                         });
                     }
                     // Created, but the answer does not say which user: find it, never resend.
-                    return match self.lookup(&keys).await?.into_iter().next() {
-                        Some(acc) => Ok(acc.id),
+                    return match self.find_own(&keys, &who, &resp.what).await? {
+                        Some(id) => Ok(id),
                         None => Err(ConnectorError::BadData(format!(
                             "request_tracker: {} answered {} without the new user's id, and no user {who} is found",
                             resp.what, resp.status
@@ -181,15 +213,30 @@ impl RequestTrackerTarget {
                 }
                 Err(e) if e.is_ambiguous() => {
                     tracing::info!("create of {who}: {e}; looking it up by EmailAddress and Name");
-                    if let Some(acc) = self.lookup(&keys).await?.into_iter().next() {
-                        return Ok(acc.id);
+                    if let Some(id) = self.find_own(&keys, &who, "POST /REST/2.0/user").await? {
+                        return Ok(id);
                     }
                     last = Some(e);
                 }
                 Err(e) if matches!(e.status(), Some(400 | 409)) => {
                     // RT says "Name in use" / "Email address in use" (400 in 5.0.3, 409 in the
                     // docs): which account holds it is decided by a lookup, not by the words.
-                    let holders = self.lookup(&keys).await?;
+                    // The refusal is definite (nothing was written by this request); a lookup
+                    // that fails does not change that.
+                    let Ok(holders) = self.lookup(&keys).await else {
+                        return Err(ConnectorError::Rejected {
+                            status: e.status(),
+                            vendor: None,
+                            message: format!("{e} (looking up which RT user holds it failed)"),
+                        });
+                    };
+                    // After an attempt of ours whose outcome was unknown, a holder of every key
+                    // is that attempt having landed.
+                    if last.is_some()
+                        && let Some(own) = holders.iter().find(|a| holds_all(a, &keys))
+                    {
+                        return Ok(own.id.clone());
+                    }
                     let Some(acc) = holders.first() else {
                         return Err(e.into());
                     };
@@ -366,5 +413,41 @@ impl Target for RequestTrackerTarget {
 
     fn http_stats(&self) -> Option<crate::http::HttpStats> {
         Some(self.client.stats())
+    }
+}
+
+/// True when `acc` holds every `(field, value)` of `keys` (RT compares both without case).
+fn holds_all(acc: &LiveAccount, keys: &[(&str, &str)]) -> bool {
+    keys.iter().all(|(field, value)| {
+        acc.fields
+            .get(*field)
+            .and_then(Value::as_str)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(value.trim()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acc(name: &str, email: &str) -> LiveAccount {
+        LiveAccount {
+            id: "7".to_string(),
+            active: true,
+            fields: BTreeMap::from([
+                ("Name".to_string(), Value::String(name.to_string())),
+                ("EmailAddress".to_string(), Value::String(email.to_string())),
+            ]),
+        }
+    }
+
+    /// A user holding only the Name of a create (an old `jdoe`) is not the new jdoe@.
+    #[test]
+    fn a_lookup_takes_only_a_user_holding_every_key_sent() {
+        let keys = [("EmailAddress", "jdoe@new.example"), ("Name", "jdoe")];
+        assert!(holds_all(&acc("jdoe", "JDoe@New.example"), &keys));
+        assert!(!holds_all(&acc("jdoe", "jdoe@old.example"), &keys));
+        assert!(!holds_all(&acc("jane", "jdoe@new.example"), &keys));
+        assert!(holds_all(&acc("x", "jdoe@new.example"), &keys[..1]));
     }
 }

@@ -193,6 +193,20 @@ pub(super) fn map_results(results: &[Value], n: usize, ids: Option<&[String]>) -
                     })
                     .unwrap_or_default(),
             }
+        } else if ids.is_none()
+            && (r.get("action").and_then(Value::as_str) == Some("update")
+                || r.get("status").and_then(Value::as_str) == Some("Updated"))
+        {
+            // A create that Zendesk turned into an update of an existing user: that user is
+            // not one headcount made, so it is handled as "already exists" (named, never
+            // recorded as created).
+            Item::Failed {
+                code: "DuplicateMerged".to_string(),
+                details: format!(
+                    "Zendesk merged this create into the existing user {} instead of creating one",
+                    rid.as_deref().unwrap_or("(no id)")
+                ),
+            }
         } else {
             match rid {
                 Some(id) => Item::Done(id),
@@ -248,6 +262,18 @@ mod tests {
     fn results_without_a_key_go_by_position_only_when_they_match_the_batch() {
         let results = [json!({"id": 1}), json!({"id": 2})];
         assert_eq!(map_results(&results, 2, None)[1], Item::Done("2".into()));
+        // A create Zendesk answered as an update of an existing user is never a create.
+        let merged = [
+            json!({"id": 9, "index": 0, "action": "update", "status": "Updated", "success": true}),
+        ];
+        let item = &map_results(&merged, 1, None)[0];
+        assert!(item.already_exists(), "{item:?}");
+        // The same result for an update job is a plain success.
+        let ids = ["9".to_string()];
+        assert_eq!(
+            map_results(&merged, 1, Some(&ids))[0],
+            Item::Done("9".into())
+        );
         assert_eq!(map_results(&results, 3, None)[0], Item::Missing);
     }
 }

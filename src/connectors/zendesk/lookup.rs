@@ -18,7 +18,21 @@ pub(super) async fn lookup(
 ) -> Result<Option<String>, HttpError> {
     let identity = identity_of(fields);
     let found = search(client, &identity).await?;
-    Ok(found.first().and_then(|u| super::source::user_id(u).ok()))
+    // Search goes by one key; the user a create made holds every key it sent. A user with the
+    // same email but another external id (matched by neither in the plan) is someone else's.
+    Ok(found
+        .iter()
+        .find(|u| holds_all(u, &identity))
+        .and_then(|u| super::source::user_id(u).ok()))
+}
+
+/// True when the Zendesk user `u` carries every identity value (both compare without case).
+fn holds_all(u: &Value, identity: &BTreeMap<String, String>) -> bool {
+    identity.iter().all(|(k, want)| {
+        u.get(k)
+            .and_then(Value::as_str)
+            .is_some_and(|have| have.trim().to_lowercase() == want.trim().to_lowercase())
+    })
 }
 
 /// Users carrying this identity exactly: search by email, or by external id.
