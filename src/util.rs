@@ -71,6 +71,39 @@ fn private_dir_builder() -> DirBuilder {
 }
 
 /// Hex-encoded SHA-256 of some bytes.
+/// Why [`read_bounded`] refused a file; callers word it for their setting.
+#[derive(Debug)]
+pub enum BoundedRead {
+    /// A folder, device or pipe: refused before opening (a FIFO would block, a device never
+    /// ends).
+    NotAFile,
+    /// Larger than the limit (checked before the read, and again after it, since a file can
+    /// grow in between).
+    TooLarge,
+    Io(io::Error),
+}
+
+/// Reads a regular file of at most `limit` bytes through a bounded reader: the one way an
+/// input file is read (secret and token files, CSV sources, CA files, caches).
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, BoundedRead> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(BoundedRead::Io)?;
+    if !meta.is_file() {
+        return Err(BoundedRead::NotAFile);
+    }
+    if meta.len() > limit {
+        return Err(BoundedRead::TooLarge);
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    File::open(path)
+        .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut bytes))
+        .map_err(BoundedRead::Io)?;
+    if bytes.len() as u64 > limit {
+        return Err(BoundedRead::TooLarge);
+    }
+    Ok(bytes)
+}
+
 /// `name` as one path component: ASCII letters, digits, `-`, `_` and `.` kept, anything else
 /// replaced, with a hash of the original appended when something was, so two names never share
 /// a file.

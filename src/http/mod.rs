@@ -1214,5 +1214,20 @@ pub fn vendor_message(body: &[u8]) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(": "))
 }
 
+/// An id as one URL path segment: RFC 3986 unreserved characters kept, every other byte
+/// percent-encoded (a space is `%20`, never the `+` of form encoding, which a path reads as a
+/// plus sign). Every connector that puts a vendor id or name in a path uses this.
+pub fn path_segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests;

@@ -595,3 +595,12 @@ fn a_base_url_with_credentials_or_a_query_is_refused_without_echoing_them() {
             .is_ok()
     );
 }
+
+/// Ids in paths: a space is `%20` (form encoding's `+` would be read as a plus sign), a slash
+/// cannot split the path, unreserved characters stay.
+#[test]
+fn path_segments_percent_encode_everything_but_unreserved() {
+    assert_eq!(super::path_segment("Jane Doe/x+y"), "Jane%20Doe%2Fx%2By");
+    assert_eq!(super::path_segment("a-b.c_d~9"), "a-b.c_d~9");
+    assert_eq!(super::path_segment("é"), "%C3%A9");
+}

@@ -134,33 +134,20 @@ pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 /// grow between the check and the read). Token files (federated OIDC tokens) are read with it
 /// too.
 pub fn read_secret_file(full: &std::path::Path) -> Result<String, SecretError> {
-    use std::io::Read;
+    use crate::util::BoundedRead;
     let shown = || full.display().to_string();
     let io = |source| SecretError::File {
         path: shown(),
         source,
     };
-    let meta = std::fs::metadata(full).map_err(io)?;
-    if !meta.is_file() {
-        return Err(SecretError::NotAFile(shown()));
-    }
-    if meta.len() > MAX_SECRET_FILE_BYTES {
-        return Err(SecretError::TooLarge {
+    let bytes = crate::util::read_bounded(full, MAX_SECRET_FILE_BYTES).map_err(|e| match e {
+        BoundedRead::NotAFile => SecretError::NotAFile(shown()),
+        BoundedRead::TooLarge => SecretError::TooLarge {
             path: shown(),
             limit: MAX_SECRET_FILE_BYTES,
-        });
-    }
-    let file = std::fs::File::open(full).map_err(io)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_SECRET_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
-        return Err(SecretError::TooLarge {
-            path: shown(),
-            limit: MAX_SECRET_FILE_BYTES,
-        });
-    }
+        },
+        BoundedRead::Io(e) => io(e),
+    })?;
     String::from_utf8(bytes).map_err(|_| {
         io(std::io::Error::new(
             std::io::ErrorKind::InvalidData,

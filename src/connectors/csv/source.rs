@@ -75,7 +75,6 @@ fn read_file(
 /// FIFO cannot block the run and a device cannot fill memory) and anything over `max_bytes`
 /// (checked on the size first, then enforced by a bounded reader since a file can grow).
 fn read_bounded(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ConnectorError> {
-    use std::io::Read;
     let failed = |e: std::io::Error| {
         let what = if e.kind() == std::io::ErrorKind::NotFound {
             "the CSV file does not exist".to_string()
@@ -93,25 +92,14 @@ fn read_bounded(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ConnectorError> 
             path.display()
         ))
     };
-    let meta = std::fs::metadata(path).map_err(failed)?;
-    if !meta.is_file() {
-        return Err(ConnectorError::BadData(format!(
+    crate::util::read_bounded(path, max_bytes).map_err(|e| match e {
+        crate::util::BoundedRead::NotAFile => ConnectorError::BadData(format!(
             "{}: not a regular file (a folder, device or pipe): point the source's `path` at the CSV file",
             path.display()
-        )));
-    }
-    if meta.len() > max_bytes {
-        return Err(too_large());
-    }
-    let file = std::fs::File::open(path).map_err(failed)?;
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.take(max_bytes.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(failed)?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(too_large());
-    }
-    Ok(bytes)
+        )),
+        crate::util::BoundedRead::TooLarge => too_large(),
+        crate::util::BoundedRead::Io(e) => failed(e),
+    })
 }
 
 /// Parses a whole CSV file. `name` is how messages refer to the file.

@@ -42,28 +42,17 @@ struct Snapshot {
 /// `select`); anything larger is not a cache this build wrote, and a full read replaces it.
 const MAX_CACHE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
-/// Reads the cache file: a regular file of at most [`MAX_CACHE_BYTES`], through a bounded
-/// reader (a FIFO or a device put in its place neither blocks nor fills memory).
+/// Reads the cache file: a regular file of at most [`MAX_CACHE_BYTES`] (a FIFO or a device
+/// put in its place neither blocks nor fills memory).
 fn read_bounded(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() || meta.len() > MAX_CACHE_BYTES {
-        return Err(std::io::Error::new(
+    use crate::util::BoundedRead;
+    crate::util::read_bounded(path, MAX_CACHE_BYTES).map_err(|e| match e {
+        BoundedRead::Io(e) => e,
+        BoundedRead::NotAFile | BoundedRead::TooLarge => std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("not a regular file of at most {MAX_CACHE_BYTES} bytes"),
-        ));
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_CACHE_BYTES + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_CACHE_BYTES {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "the file grew past its limit while being read",
-        ));
-    }
-    Ok(bytes)
+        ),
+    })
 }
 
 impl DeltaCache {

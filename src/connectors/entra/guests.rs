@@ -243,7 +243,7 @@ impl EntraGuestsTarget {
             return Ok(id.to_string());
         }
         // Setting values is safe to resend.
-        let req = Request::patch(format!("users/{}", segment(id)))
+        let req = Request::patch(format!("users/{}", crate::http::path_segment(id)))
             .json(Value::Object(body))
             .idempotent(true);
         self.graph.send(req, Need::WriteGuests).await?;
@@ -270,7 +270,7 @@ impl EntraGuestsTarget {
         match self
             .graph
             .send(
-                Request::delete(format!("users/{}", segment(id))),
+                Request::delete(format!("users/{}", crate::http::path_segment(id))),
                 Need::WriteGuests,
             )
             .await
@@ -293,11 +293,6 @@ impl EntraGuestsTarget {
             TargetOp::Delete { id } => self.delete(id).await,
         }
     }
-}
-
-/// A user id as one path segment.
-fn segment(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
 
 #[async_trait]

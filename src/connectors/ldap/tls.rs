@@ -38,22 +38,11 @@ fn file_roots(source: &str, path: &Path) -> Result<RootCertStore, ConnectorError
             "source `{source}`: `ca_file` {shown}: {why}; it must be a PEM file holding the CA certificate(s) that signed the LDAP server's certificate"
         ))
     };
-    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(bad("not a regular file".to_string()));
-    }
-    if meta.len() > MAX_CA_FILE {
-        return Err(bad(format!("larger than {MAX_CA_FILE} bytes")));
-    }
-    let mut text = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| {
-            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_CA_FILE + 1), &mut text)
-        })
-        .map_err(|e| bad(e.to_string()))?;
-    if text.len() as u64 > MAX_CA_FILE {
-        return Err(bad(format!("larger than {MAX_CA_FILE} bytes")));
-    }
+    let text = crate::util::read_bounded(path, MAX_CA_FILE).map_err(|e| match e {
+        crate::util::BoundedRead::NotAFile => bad("not a regular file".to_string()),
+        crate::util::BoundedRead::TooLarge => bad(format!("larger than {MAX_CA_FILE} bytes")),
+        crate::util::BoundedRead::Io(e) => bad(e.to_string()),
+    })?;
     let blocks = pem::parse_many(&text).map_err(|e| bad(format!("not PEM ({e})")))?;
     let mut roots = RootCertStore::empty();
     for block in blocks.iter().filter(|b| b.tag() == "CERTIFICATE") {

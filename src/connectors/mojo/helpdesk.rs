@@ -384,7 +384,10 @@ impl MojoHelpdeskTarget {
             return Ok(id.to_string());
         }
         self.client
-            .send(Request::put(format!("api/v2/users/{}", segment(id))).json(Value::Object(body)))
+            .send(
+                Request::put(format!("api/v2/users/{}", crate::http::path_segment(id)))
+                    .json(Value::Object(body)),
+            )
             .await
             .map_err(|e| write_error(e, &format!("updating user {id}")))?;
         Ok(id.to_string())
@@ -393,7 +396,10 @@ impl MojoHelpdeskTarget {
     async fn delete(&self, id: &str) -> OpResult {
         match self
             .client
-            .send(Request::delete(format!("api/v2/users/{}", segment(id))))
+            .send(Request::delete(format!(
+                "api/v2/users/{}",
+                crate::http::path_segment(id)
+            )))
             .await
         {
             Ok(_) => Ok(id.to_string()),
@@ -429,11 +435,6 @@ fn write_error(e: HttpError, doing: &str) -> ConnectorError {
         };
     }
     e.into()
-}
-
-/// A user id as one path segment.
-fn segment(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
 
 /// A text field as the planner compares it: a string, or null when absent or empty.

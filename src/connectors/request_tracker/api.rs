@@ -40,11 +40,6 @@ pub fn client(
         .timeout(settings.timeout)
 }
 
-/// A user id or name as one path segment.
-pub(super) fn segment(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
-}
-
 /// The number of a page request (`page`, 1 when absent).
 fn page_of(req: &Request) -> u64 {
     req.query

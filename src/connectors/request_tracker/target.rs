@@ -27,7 +27,7 @@ use futures::{StreamExt, TryStreamExt};
 use reqwest::header::IF_MATCH;
 use serde_json::{Map, Value};
 
-use super::api::{self, segment};
+use super::api;
 use super::user::{self, is_system};
 use crate::connectors::{ApplyOptions, ConnectorError, LiveAccount, OpResult, Target, TargetOp};
 use crate::http::{HttpClient, HttpError, Request};
@@ -73,7 +73,10 @@ impl RequestTrackerTarget {
     async fn get_user(&self, id: &str) -> Result<LiveAccount, ConnectorError> {
         let resp = self
             .client
-            .send(Request::get(format!("user/{}", segment(id))))
+            .send(Request::get(format!(
+                "user/{}",
+                crate::http::path_segment(id)
+            )))
             .await?;
         let body: Value = resp.json()?;
         let live = user::to_live(&body, &resp.what)?;
@@ -285,7 +288,7 @@ impl RequestTrackerTarget {
         if body.is_empty() {
             return Ok(id.to_string());
         }
-        let path = format!("user/{}", segment(id));
+        let path = format!("user/{}", crate::http::path_segment(id));
         for _ in 0..PRECONDITION_ROUNDS {
             let mut req = Request::put(path.clone()).json(Value::Object(body.clone()));
             if let Some(tag) = self.etag(id) {

@@ -280,19 +280,6 @@ pub fn filter_literal(value: &str) -> String {
     Value::String(value.to_string()).to_string()
 }
 
-/// A path segment for an id: unreserved characters kept, everything else percent-encoded.
-fn segment(id: &str) -> String {
-    let mut out = String::with_capacity(id.len());
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// What was learnt about an account when it was last read: its version and whether its
 /// multi-valued attributes have an entry of the type a path selects (else a `replace` on
 /// `emails[type eq "work"].value` would have no target).
@@ -441,7 +428,10 @@ impl ScimApi {
     async fn get(&self, id: &str) -> Result<(Value, Option<String>), HttpError> {
         let resp = self
             .client
-            .send(Request::get(format!("Users/{}", segment(id))))
+            .send(Request::get(format!(
+                "Users/{}",
+                crate::http::path_segment(id)
+            )))
             .await?;
         let etag = resp.header("etag").map(str::to_string);
         Ok((resp.json()?, etag))
@@ -682,7 +672,7 @@ impl ScimTarget {
         }
         let body = json!({"schemas": [PATCH_OP], "Operations": ops});
         for _ in 0..PRECONDITION_ROUNDS {
-            let mut req = Request::patch(format!("Users/{}", segment(id)))
+            let mut req = Request::patch(format!("Users/{}", crate::http::path_segment(id)))
                 .json(body.clone())
                 .idempotent(idempotent);
             if let Some(tag) = self.if_match(id).await {
@@ -754,7 +744,7 @@ impl ScimTarget {
 
     async fn delete(&self, id: &str) -> OpResult {
         for _ in 0..PRECONDITION_ROUNDS {
-            let mut req = Request::delete(format!("Users/{}", segment(id)));
+            let mut req = Request::delete(format!("Users/{}", crate::http::path_segment(id)));
             if let Some(tag) = self.if_match(id).await {
                 req = req.header(IF_MATCH, tag);
             }
@@ -976,7 +966,7 @@ mod tests {
             assert_eq!(parse_path(bad), None, "{bad}");
         }
         assert_eq!(filter_literal("a\"b\\c"), r#""a\"b\\c""#);
-        assert_eq!(segment("a b/c"), "a%20b%2Fc");
+        assert_eq!(crate::http::path_segment("a b/c"), "a%20b%2Fc");
     }
 
     #[test]

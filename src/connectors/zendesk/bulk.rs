@@ -107,7 +107,10 @@ pub(super) async fn run(
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(POLL_CAP);
-        let req = Request::get(format!("api/v2/job_statuses/{}", segment(&id)));
+        let req = Request::get(format!(
+            "api/v2/job_statuses/{}",
+            crate::http::path_segment(&id)
+        ));
         let polled: Value = client.send_json(req).await.map_err(|e| JobError::Unknown {
             id: Some(id.clone()),
             cause: format!("its status could not be read: {e}"),
@@ -215,11 +218,6 @@ pub(super) fn map_results(results: &[Value], n: usize, ids: Option<&[String]>) -
         };
     }
     items
-}
-
-/// A path segment, encoded.
-pub(super) fn segment(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
 
 #[cfg(test)]

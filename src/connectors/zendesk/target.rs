@@ -26,7 +26,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde_json::{Map, Value, json};
 
-use super::bulk::{self, BATCH, Item, JobError, segment};
+use super::bulk::{self, BATCH, Item, JobError};
 use super::client::list_all;
 use super::errors::{explain, item_error, job_error};
 use super::lookup::{lookup, search, taken};
@@ -137,8 +137,8 @@ impl ZendeskTarget {
     }
 
     async fn update_one(&self, id: &str, body: Value) -> OpResult {
-        let req =
-            Request::put(format!("api/v2/users/{}", segment(id))).json(json!({ "user": body }));
+        let req = Request::put(format!("api/v2/users/{}", crate::http::path_segment(id)))
+            .json(json!({ "user": body }));
         self.client.send(req).await?;
         Ok(id.to_string())
     }
@@ -258,7 +258,7 @@ impl ZendeskTarget {
     }
 
     async fn delete(&self, id: &str) -> OpResult {
-        let req = Request::delete(format!("api/v2/users/{}", segment(id)));
+        let req = Request::delete(format!("api/v2/users/{}", crate::http::path_segment(id)));
         match self.client.send(req).await {
             Ok(_) => Ok(id.to_string()),
             // Gone already (an earlier attempt landed, or someone deleted it).
